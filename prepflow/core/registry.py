@@ -1,0 +1,124 @@
+"""The one registry of operators, read by the CLI, the YAML loader, the agent and the docs.
+
+Operator classes register themselves when their module is imported. Built-in operators live under
+``prepflow.operators`` and are imported on first lookup (never at ``import prepflow``);
+third-party packages add theirs through the ``prepflow.operators`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import pkgutil
+from typing import TYPE_CHECKING, Any
+
+from prepflow.core.errors import UnknownOperatorError
+
+if TYPE_CHECKING:
+    from prepflow.core.operator import Operator
+
+ENTRY_POINT_GROUP = "prepflow.operators"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._ops: dict[str, type[Operator]] = {}
+        self._loaded = False
+        self.load_errors: dict[str, str] = {}
+
+    def register(self, cls: type[Operator]) -> None:
+        prior = self._ops.get(cls.name)
+        if prior is not None and (prior.__module__, prior.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(
+                f"operator name {cls.name!r} is taken by {prior.__module__}.{prior.__qualname__}"
+            )
+        self._ops[cls.name] = cls
+
+    def unregister(self, name: str) -> None:
+        self._ops.pop(name, None)
+
+    def load(self) -> None:
+        """Import built-in operator modules and entry points once."""
+        if self._loaded:
+            return
+        self._loaded = True
+        import prepflow.operators as pkg
+
+        for mod in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + "."):
+            if mod.name.rsplit(".", 1)[-1].startswith("_"):
+                continue  # private helpers (prompt files, rule tables) are not operator modules
+            importlib.import_module(mod.name)
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception as e:  # a broken plugin must not take the registry down
+                self.load_errors[ep.name] = f"{type(e).__name__}: {e}"
+
+    def get(self, name: str) -> type[Operator]:
+        self.load()
+        try:
+            return self._ops[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._ops), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownOperatorError(f"unknown operator {name!r}{hint}") from None
+
+    def names(self) -> list[str]:
+        self.load()
+        return sorted(self._ops)
+
+    def __contains__(self, name: str) -> bool:
+        self.load()
+        return name in self._ops
+
+    def info(self, name: str) -> dict[str, Any]:
+        return describe(self.get(name))
+
+    def all_info(self) -> list[dict[str, Any]]:
+        return [describe(self._ops[n]) for n in self.names()]
+
+
+def describe(cls: type[Operator]) -> dict[str, Any]:
+    """Full metadata of an operator class as plain data (JSON/YAML friendly)."""
+    doc = inspect.getdoc(cls) or ""
+    summary = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+    params = []
+    for pname, f in cls.Params.model_fields.items():
+        default = None if f.is_required() else f.get_default(call_default_factory=True)
+        params.append({
+            "name": pname,
+            "type": _type_repr(f.annotation),
+            "default": default,
+            "required": f.is_required(),
+            "description": f.description or "",
+        })
+    col = lambda c: {"name": c.name, "type": c.type, "description": c.description,  # noqa: E731
+                     "configurable": c.configurable, "optional": c.optional}
+    req = cls.requires
+    return {
+        "name": cls.name,
+        "domain": cls.domain,
+        "kind": str(cls.kind),
+        "version": cls.version,
+        "summary": summary,
+        "description": doc,
+        "inputs": [col(c) for c in cls.inputs],
+        "outputs": [col(c) for c in cls.outputs],
+        "params": params,
+        "requires": {"llm": req.llm, "embedding": req.embedding, "sandbox": req.sandbox,
+                     "packages": list(req.packages), "extra": req.extra},
+        "global": cls.is_global,
+        "module": f"{cls.__module__}:{cls.__qualname__}",
+    }
+
+
+def _type_repr(t: Any) -> str:
+    if isinstance(t, type):
+        return t.__name__
+    return str(t).replace("typing.", "")
+
+
+registry = Registry()
