@@ -17,7 +17,20 @@ from prepflow.core.operator import (
 from prepflow.core.registry import registry
 
 __all__ = [
-    "Column", "CompileError", "ConfigError", "EvaluateOperator", "FilterOperator",
-    "GenerateOperator", "InputError", "Kind", "Operator", "Params", "PrepflowError",
-    "RefineOperator", "Requirements", "Result", "RowMixin", "registry",
+    "Column",
+    "CompileError",
+    "ConfigError",
+    "EvaluateOperator",
+    "FilterOperator",
+    "GenerateOperator",
+    "InputError",
+    "Kind",
+    "Operator",
+    "Params",
+    "PrepflowError",
+    "RefineOperator",
+    "Requirements",
+    "Result",
+    "RowMixin",
+    "registry",
 ]

@@ -36,7 +36,9 @@ def validate_type_name(t: str) -> None:
     while inner.startswith("list<") and inner.endswith(">"):
         inner = inner[5:-1]
     if inner not in TYPE_NAMES:
-        raise ValueError(f"unknown column type {t!r}; use one of {', '.join(TYPE_NAMES)} or list<T>")
+        raise ValueError(
+            f"unknown column type {t!r}; use one of {', '.join(TYPE_NAMES)} or list<T>"
+        )
 
 
 def to_arrow(t: str) -> pa.DataType | None:
@@ -44,7 +46,12 @@ def to_arrow(t: str) -> pa.DataType | None:
     if t.startswith("list<"):
         inner = to_arrow(t[5:-1])
         return pa.list_(inner) if inner is not None else None
-    return {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}.get(t)
+    return {
+        "string": pa.string(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+    }.get(t)
 
 
 def type_name(dt: pa.DataType) -> str:

@@ -82,18 +82,25 @@ def with_reason(rows: pa.Table, reasons: pa.Array | str) -> pa.Table:
     return rows.append_column(REASON, reasons.cast(pa.string()))
 
 
-def failure_rows(rows: pa.Table, error_type: str | list[str], message: str | list[str],
-                 attempts: int | list[int] = 1, raw: str | None | list[str | None] = None) -> pa.Table:
+def failure_rows(
+    rows: pa.Table,
+    error_type: str | list[str],
+    message: str | list[str],
+    attempts: int | list[int] = 1,
+    raw: str | list[str | None] | None = None,
+) -> pa.Table:
     """Annotate ``rows`` as failed; scalar arguments apply to every row."""
     n = rows.num_rows
 
     def col(v: Any, t: pa.DataType) -> pa.Array:
         return pa.array(v if isinstance(v, list) else [v] * n, t)
 
-    return (rows.append_column(ERROR_TYPE, col(error_type, pa.string()))
-            .append_column(ERROR, col(message, pa.string()))
-            .append_column(ATTEMPTS, col(attempts, pa.int32()))
-            .append_column(RAW, col(raw, pa.string())))
+    return (
+        rows.append_column(ERROR_TYPE, col(error_type, pa.string()))
+        .append_column(ERROR, col(message, pa.string()))
+        .append_column(ATTEMPTS, col(attempts, pa.int32()))
+        .append_column(RAW, col(raw, pa.string()))
+    )
 
 
 class Operator:
@@ -288,7 +295,9 @@ class FilterOperator(Operator):
         if isinstance(mask, pa.ChunkedArray):
             mask = mask.combine_chunks()
         if len(mask) != batch.num_rows:
-            raise OperatorContractError(f"{self.name}.keep returned {len(mask)} flags for {batch.num_rows} rows")
+            raise OperatorContractError(
+                f"{self.name}.keep returned {len(mask)} flags for {batch.num_rows} rows"
+            )
         mask = pc.fill_null(mask, False)
         drop = pc.invert(mask)
         if not pc.any(drop).as_py():
@@ -348,21 +357,40 @@ class StepStats:
                 dst[k] = dst.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_in": self.rows_in, "kept": self.kept, "dropped": self.dropped,
-                "failed": self.failed, "rows_out": self.rows_out, "seconds": round(self.seconds, 4),
-                "drop_reasons": self.drop_reasons, "errors": self.errors}
+        return {
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "dropped": self.dropped,
+            "failed": self.failed,
+            "rows_out": self.rows_out,
+            "seconds": round(self.seconds, 4),
+            "drop_reasons": self.drop_reasons,
+            "errors": self.errors,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StepStats:
-        return cls(rows_in=d["rows_in"], rows_out=d["rows_out"], dropped=d["dropped"],
-                   failed=d["failed"], seconds=d["seconds"],
-                   drop_reasons=dict(d.get("drop_reasons", {})), errors=dict(d.get("errors", {})))
+        return cls(
+            rows_in=d["rows_in"],
+            rows_out=d["rows_out"],
+            dropped=d["dropped"],
+            failed=d["failed"],
+            seconds=d["seconds"],
+            drop_reasons=dict(d.get("drop_reasons", {})),
+            errors=dict(d.get("errors", {})),
+        )
 
 
 def _param_errors(op: str, e: Any) -> str:
     parts = []
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(params)"
-        parts.append(f"{op}: parameter {loc!r}: {err['msg']}" + (
-            f" (got {err['input']!r})" if err.get("type") != "missing" and "input" in err else ""))
+        parts.append(
+            f"{op}: parameter {loc!r}: {err['msg']}"
+            + (
+                f" (got {err['input']!r})"
+                if err.get("type") != "missing" and "input" in err
+                else ""
+            )
+        )
     return "; ".join(parts)

@@ -29,7 +29,16 @@ class Registry:
 
     def register(self, cls: type[Operator]) -> None:
         prior = self._ops.get(cls.name)
-        if prior is not None and (prior.__module__, prior.__qualname__) != (cls.__module__, cls.__qualname__):
+        if (
+            prior is not None
+            and prior.__qualname__ == cls.__qualname__
+            and _file(prior) == _file(cls)
+        ):
+            return  # the same source file imported under two module names: keep the first
+        if prior is not None and (prior.__module__, prior.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
             raise ValueError(
                 f"operator name {cls.name!r} is taken by {prior.__module__}.{prior.__qualname__}"
             )
@@ -88,15 +97,22 @@ def describe(cls: type[Operator]) -> dict[str, Any]:
     params = []
     for pname, f in cls.Params.model_fields.items():
         default = None if f.is_required() else f.get_default(call_default_factory=True)
-        params.append({
-            "name": pname,
-            "type": _type_repr(f.annotation),
-            "default": default,
-            "required": f.is_required(),
-            "description": f.description or "",
-        })
-    col = lambda c: {"name": c.name, "type": c.type, "description": c.description,  # noqa: E731
-                     "configurable": c.configurable, "optional": c.optional}
+        params.append(
+            {
+                "name": pname,
+                "type": _type_repr(f.annotation),
+                "default": default,
+                "required": f.is_required(),
+                "description": f.description or "",
+            }
+        )
+    col = lambda c: {
+        "name": c.name,
+        "type": c.type,
+        "description": c.description,
+        "configurable": c.configurable,
+        "optional": c.optional,
+    }
     req = cls.requires
     return {
         "name": cls.name,
@@ -108,11 +124,23 @@ def describe(cls: type[Operator]) -> dict[str, Any]:
         "inputs": [col(c) for c in cls.inputs],
         "outputs": [col(c) for c in cls.outputs],
         "params": params,
-        "requires": {"llm": req.llm, "embedding": req.embedding, "sandbox": req.sandbox,
-                     "packages": list(req.packages), "extra": req.extra},
+        "requires": {
+            "llm": req.llm,
+            "embedding": req.embedding,
+            "sandbox": req.sandbox,
+            "packages": list(req.packages),
+            "extra": req.extra,
+        },
         "global": cls.is_global,
         "module": f"{cls.__module__}:{cls.__qualname__}",
     }
+
+
+def _file(cls: type) -> str | None:
+    try:
+        return inspect.getfile(cls)
+    except (TypeError, OSError):
+        return None
 
 
 def _type_repr(t: Any) -> str:

@@ -1,0 +1,174 @@
+"""Running one operator over one shard: failure isolation, stats, and writing the shard files.
+
+Used both in worker processes and in the main process, so it holds no executor state.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from prepflow.core.errors import PrepflowError
+from prepflow.core.operator import (
+    ERROR_TYPE,
+    REASON,
+    Kind,
+    Operator,
+    Result,
+    StepStats,
+    failure_rows,
+)
+
+MAX_REASON_KEYS = 50
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
+
+
+def apply(op: Operator, batch: pa.Table) -> Result:
+    """Run ``op`` on ``batch``; when it raises, bisect to isolate the failing rows.
+
+    Errors of prepflow's own types (bad configuration, contract breaches) stop the run: they are
+    not about a row. Any other exception becomes failure records for exactly the rows that raise.
+    """
+    try:
+        return op.run_batch(batch)
+    except PrepflowError:
+        raise
+    except Exception as e:
+        return _bisect(batch, e, lambda half: apply(op, half))
+
+
+async def aapply(op: Operator, batch: pa.Table) -> Result:
+    try:
+        return await op.arun_batch(batch)
+    except PrepflowError:
+        raise
+    except Exception as e:
+        if batch.num_rows <= 1:
+            return _failed(batch, e)
+        mid = batch.num_rows // 2
+        return merge([await aapply(op, batch.slice(0, mid)), await aapply(op, batch.slice(mid))])
+
+
+def _bisect(batch: pa.Table, error: Exception, again: Callable[[pa.Table], Result]) -> Result:
+    if batch.num_rows <= 1:
+        return _failed(batch, error)
+    mid = batch.num_rows // 2
+    return merge([again(batch.slice(0, mid)), again(batch.slice(mid))])
+
+
+def _failed(batch: pa.Table, error: Exception) -> Result:
+    return Result(
+        kept=batch.slice(0, 0),
+        failed=failure_rows(batch, type(error).__name__, str(error) or repr(error)),
+    )
+
+
+def merge(results: list[Result]) -> Result:
+    def cat(tables: list[pa.Table | None]) -> pa.Table | None:
+        present = [t for t in tables if t is not None and t.num_rows]
+        if not present:
+            return next((t for t in tables if t is not None), None)
+        return pa.concat_tables(present, promote_options="permissive")
+
+    kept = cat([r.kept for r in results])
+    assert kept is not None
+    return Result(
+        kept=kept,
+        dropped=cat([r.dropped for r in results]),
+        failed=cat([r.failed for r in results]),
+    )
+
+
+def stats_of(op: Operator, batch: pa.Table, result: Result, seconds: float) -> StepStats:
+    st = StepStats(
+        rows_in=batch.num_rows,
+        rows_out=result.kept.num_rows,
+        dropped=result.n_dropped,
+        failed=result.n_failed,
+        seconds=seconds,
+    )
+    if op.kind is not Kind.GENERATE and st.rows_out != st.kept:
+        raise PrepflowError(
+            f"{op.name}: {st.rows_in} rows in, {st.rows_out} kept + {st.dropped} "
+            f"dropped + {st.failed} failed: rows were lost or invented"
+        )
+    if result.dropped is not None and result.dropped.num_rows:
+        st.drop_reasons = _counts(result.dropped[REASON], normalise=True)
+    if result.failed is not None and result.failed.num_rows:
+        st.errors = _counts(result.failed[ERROR_TYPE], normalise=False)
+    return st
+
+
+def _counts(column: pa.ChunkedArray, *, normalise: bool) -> dict[str, int]:
+    """Value counts of reasons; numbers are masked so "len=3 < 5" and "len=4 < 5" aggregate."""
+    counts: dict[str, int] = {}
+    for item in pc.value_counts(column).to_pylist():
+        key = str(item["values"])
+        if normalise:
+            key = _NUMBER.sub("N", key)
+        counts[key] = counts.get(key, 0) + item["counts"]
+    if len(counts) > MAX_REASON_KEYS:
+        top = sorted(counts.items(), key=lambda kv: -kv[1])
+        counts = dict(top[: MAX_REASON_KEYS - 1])
+        counts["(other reasons)"] = sum(v for _, v in top[MAX_REASON_KEYS - 1 :])
+    return counts
+
+
+@dataclass
+class ShardJob:
+    """One shard through consecutive steps; picklable so a worker process can run it."""
+
+    run_dir: Path
+    shard: int
+    source: Path  # Parquet shard the first step reads
+    steps: list[tuple[int, str]]  # (step index, step dir name)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_result(run_dir: Path, step_dir: str, shard: int, result: Result) -> None:
+    from prepflow.data.writers import write_table_atomic
+
+    for kind, table in (
+        ("steps", result.kept),
+        ("dropped", result.dropped),
+        ("failures", result.failed),
+    ):
+        path = run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
+        if kind == "steps" or (table is not None and table.num_rows):
+            write_table_atomic(table, path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
+    """Run a shard through sync steps, writing each step's files; returns per-step stats dicts."""
+    batch = pq.read_table(job.source)
+    out = []
+    for (index, step_dir), op in zip(job.steps, ops, strict=True):
+        t0 = time.perf_counter()
+        result = apply(op, batch)
+        stats = stats_of(op, batch, result, time.perf_counter() - t0)
+        write_result(job.run_dir, step_dir, job.shard, result)
+        out.append({"step": index, **stats.to_dict()})
+        batch = result.kept
+    return out
+
+
+async def run_async(
+    job: ShardJob, op: Operator, read: Callable[[Path], Awaitable[pa.Table]]
+) -> list[dict[str, Any]]:
+    ((index, step_dir),) = job.steps
+    batch = await read(job.source)
+    t0 = time.perf_counter()
+    result = await aapply(op, batch)
+    stats = stats_of(op, batch, result, time.perf_counter() - t0)
+    write_result(job.run_dir, step_dir, job.shard, result)
+    return [{"step": index, **stats.to_dict()}]

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from prepflow.core import Column, FilterOperator, Params
+from prepflow.core.errors import UnknownOperatorError
+from prepflow.core.registry import describe, registry
+
+
+def test_builtin_operators_have_complete_metadata() -> None:
+    names = registry.names()
+    assert names, "no operators registered"
+    for name in names:
+        info = registry.info(name)
+        assert info["kind"] in {"generate", "evaluate", "filter", "refine"}
+        assert info["summary"], f"{name} has no docstring summary"
+        for p in info["params"]:
+            assert p["description"], f"{name}.{p['name']} has no description"
+
+
+def test_unknown_operator_suggests_close_names() -> None:
+    class NearMissFilter(FilterOperator):
+        """Test operator."""
+
+        inputs = (Column("text", "string"),)
+
+        def keep(self, batch):
+            raise NotImplementedError
+
+    try:
+        with pytest.raises(UnknownOperatorError, match="did you mean NearMissFilter"):
+            registry.get("NearMisFilter")
+    finally:
+        registry.unregister("NearMissFilter")
+
+
+def test_describe_lists_params_with_types_and_defaults() -> None:
+    from pydantic import Field
+
+    class DescribedFilter(FilterOperator):
+        """One line.
+
+        Longer text."""
+
+        inputs = (Column("text", "string", "the text"),)
+
+        class Params(Params):
+            n: int = Field(3, description="how many")
+
+        def keep(self, batch):
+            raise NotImplementedError
+
+    try:
+        info = describe(DescribedFilter)
+        assert info["summary"] == "One line."
+        assert info["params"] == [
+            {"name": "n", "type": "int", "default": 3, "required": False, "description": "how many"}
+        ]
+        assert info["inputs"][0]["description"] == "the text"
+    finally:
+        registry.unregister("DescribedFilter")
+
+
+def test_duplicate_operator_name_is_rejected() -> None:
+    from tests.engine.testops import TUpper  # noqa: F401  (registers TUpper)
+
+    with pytest.raises(ValueError, match="'TUpper' is taken"):
+        type("TUpper", (FilterOperator,), {"__doc__": "x", "__module__": "elsewhere"})
