@@ -106,13 +106,6 @@ def describe(cls: type[Operator]) -> dict[str, Any]:
                 "description": f.description or "",
             }
         )
-    col = lambda c: {
-        "name": c.name,
-        "type": c.type,
-        "description": c.description,
-        "configurable": c.configurable,
-        "optional": c.optional,
-    }
     req = cls.requires
     return {
         "name": cls.name,
@@ -121,8 +114,8 @@ def describe(cls: type[Operator]) -> dict[str, Any]:
         "version": cls.version,
         "summary": summary,
         "description": doc,
-        "inputs": [col(c) for c in cls.inputs],
-        "outputs": [col(c) for c in cls.outputs],
+        "inputs": [_column(c) for c in cls.inputs],
+        "outputs": [_column(c) for c in cls.outputs],
         "params": params,
         "requires": {
             "llm": req.llm,
@@ -133,6 +126,16 @@ def describe(cls: type[Operator]) -> dict[str, Any]:
         },
         "global": cls.is_global,
         "module": f"{cls.__module__}:{cls.__qualname__}",
+    }
+
+
+def _column(c: Any) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "type": c.type,
+        "description": c.description,
+        "configurable": c.configurable,
+        "optional": c.optional,
     }
 
 

@@ -57,7 +57,7 @@ def test_python_and_yaml_pipelines_give_identical_output(tmp_path: Path) -> None
 
 
 def test_calling_an_operator_outside_forward_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="inside Pipeline.forward"):
+    with pytest.raises(ConfigError, match=r"inside Pipeline\.forward"):
         TUpper()(text="x")
 
 
@@ -70,7 +70,7 @@ def test_set_override_errors_name_the_step() -> None:
     spec = Demo().spec()
     with pytest.raises(ConfigError, match="no step named 'nope'"):
         spec.apply_overrides(["nope.min=3"])
-    with pytest.raises(ConfigError, match="STEP.PARAM=VALUE"):
+    with pytest.raises(ConfigError, match=r"STEP\.PARAM=VALUE"):
         spec.apply_overrides(["min=3"])
     spec.apply_overrides(["keep_long.min=[1, 2]"])
     assert spec.step("keep_long").params["min"] == [1, 2]
