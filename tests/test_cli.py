@@ -1,0 +1,65 @@
+"""The `prepflow` command: ops, compile, run, report (through typer's runner, in-process)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from prepflow.cli import app
+
+runner = CliRunner()
+TESTOPS = Path(__file__).parent / "engine" / "testops.py"
+
+
+def _pipeline(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: cli\nimports: ['{TESTOPS}']\nsteps:\n{body}")
+    return p
+
+
+def test_ops_list_json_and_show() -> None:
+    res = runner.invoke(app, ["ops", "list", "--json"])
+    assert res.exit_code == 0
+    names = {i["name"] for i in json.loads(res.stdout)}
+    assert {"ExpressionFilter", "SelectColumns"} <= names
+    res = runner.invoke(app, ["ops", "show", "ExpressionFilter"])
+    assert res.exit_code == 0 and "expr" in res.stdout and "filter" in res.stdout
+    res = runner.invoke(app, ["ops", "show", "ExpresionFilter"])
+    assert res.exit_code == 2 and "did you mean ExpressionFilter" in res.stderr
+
+
+def test_compile_lists_all_problems_and_exits_nonzero(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "a b c"}\n')
+    bad = _pipeline(tmp_path, "  - {op: TLength, inputs: {text: body}}\n  - {op: Nope}\n")
+    res = runner.invoke(app, ["compile", str(bad), "--input", str(src)])
+    assert res.exit_code == 2
+    assert "2 problem(s)" in res.stderr and "'body' not found" in res.stderr and "'Nope'" in res.stderr
+    good = _pipeline(tmp_path, "  - {op: TLength}\n  - {op: TMinLength, params: {min: 2}}\n")
+    res = runner.invoke(app, ["compile", str(good), "--input", str(src)])
+    assert res.exit_code == 0, res.stderr
+    assert "TLength" in res.stdout and "+[length]" in res.stdout
+
+
+def test_run_then_report(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": "x" * i}) + "\n" for i in range(10)))
+    p = _pipeline(tmp_path, "  - {op: TLength}\n  - {op: TMinLength, name: keep, params: {min: 4}}\n")
+    out, run = tmp_path / "out.csv", tmp_path / "run"
+    res = runner.invoke(app, ["run", str(p), "-i", str(src), "-o", str(out), "--run-dir", str(run),
+                              "--set", "keep.min=8"])
+    assert res.exit_code == 0, res.stderr
+    with out.open(newline="") as f:
+        assert list(csv.reader(f)) == [["text", "length"], ["xxxxxxxx", "8"], ["xxxxxxxxx", "9"]]
+    res = runner.invoke(app, ["report", str(run), "--json"])
+    assert json.loads(res.stdout)["output_rows"] == 2
+    res = runner.invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "no report" in res.stderr
+
+
+def test_unknown_pipeline_names_the_shipped_ones(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["run", "no-such-pipeline", "-i", "x.jsonl", "-o", "y.jsonl"])
+    assert res.exit_code == 2 and "no shipped pipeline of that name" in res.stderr
