@@ -128,7 +128,7 @@ class RunStore:
         if table is None or (kind != "steps" and table.num_rows == 0):
             path.unlink(missing_ok=True)
             return
-        write_table_atomic(table, path)
+        write_table_atomic(table, path, fast=True)
 
     def write_json(self, name: str, data: Any) -> None:
         path = self.dir / name

@@ -204,6 +204,12 @@ class Executor:
                     self.quarantined += self.records[(0, shard)].stats.get("quarantined", 0)
                     self.on_commit(0, self.records[(0, shard)].stats, True)
                 else:
+                    if ID in batch.column_names:
+                        raise InputError(
+                            f"the input has a column named {ID!r}, which prepflow reserves for "
+                            "row lineage; rename it",
+                            path=", ".join(self.source.paths),
+                        )
                     table = batch.append_column(
                         ID, pa.array(range(first, first + batch.num_rows), pa.int64())
                     )

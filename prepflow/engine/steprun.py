@@ -143,7 +143,7 @@ def write_result(run_dir: Path, step_dir: str, shard: int, result: Result) -> No
     ):
         path = run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
         if kind == "steps" or (table is not None and table.num_rows):
-            write_table_atomic(table, path)
+            write_table_atomic(table, path, fast=True)
         else:
             path.unlink(missing_ok=True)
 

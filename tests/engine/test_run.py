@@ -296,3 +296,15 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> No
     # and a third run does nothing at all
     subprocess.run(cmd, check=True, capture_output=True)
     assert [e for e in _journal_steps(run)[len(before) + len(after) :] if e["step"] > 0] == []
+
+
+def test_input_with_reserved_id_column_is_a_clear_error(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [{"_id": "abc", "text": "hello world"}])
+    with pytest.raises(InputError, match="column named '_id'"):
+        run_pipeline(
+            load_yaml(pipeline_yaml(min_len=0)),
+            input=src,
+            output=tmp_path / "o.jsonl",
+            run_dir=tmp_path / "r",
+            progress=False,
+        )

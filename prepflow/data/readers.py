@@ -1,0 +1,197 @@
+"""Open any supported input as a Source that streams exact-size Arrow batches, in order.
+
+A Source is a file, a directory of shards, a glob, or an fsspec URL, resolved once to a sorted
+list of files of one format. Batch ``k`` always holds rows ``[k*n, (k+1)*n)`` of the whole input,
+whatever the file boundaries, so the engine can name, skip and resume batches by index. Batches
+may differ in schema from one another (drift is kept, see ``prepflow.data.schema``); inside one
+batch the tables read from different blocks or files are unified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+import fsspec
+import orjson
+import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
+
+from prepflow.core.errors import InputError
+from prepflow.data.formats import (
+    HF_DICT_MARKER,
+    HF_MARKERS,
+    check_format,
+    file_kind,
+)
+from prepflow.data.json_array import read_json
+from prepflow.data.jsonl import BLOCK_BYTES, read_jsonl
+from prepflow.data.records import BadRecord, OnBad
+from prepflow.data.schema import concat_tables
+from prepflow.data.tabular import parquet_schema, read_arrow_stream, read_csv, read_parquet
+
+__all__ = ["BadRecord", "Source", "open_input", "rebatch"]
+
+_SAMPLE_BYTES = 1 << 20  # what schema() reads of a text file
+_MODIFIED_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created", "ETag")
+
+
+class Source:
+    """The files of one input, in a fixed order, all of one format."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, paths: list[str], format: str):
+        self.fs, self.paths, self.format = fs, paths, format
+
+    def __repr__(self) -> str:
+        return f"Source(format={self.format!r}, files={len(self.paths)}, first={self.paths[0]!r})"
+
+    def fingerprint(self) -> str:
+        """Hash of the format and every file's (path, size, modification stamp); no data read."""
+        digest = hashlib.sha256(self.format.encode())
+        for path in self.paths:
+            info = self.fs.info(path)
+            stamp = next((info[k] for k in _MODIFIED_KEYS if info.get(k) is not None), None)
+            digest.update(orjson.dumps([path, info.get("size"), str(stamp)]))
+        return digest.hexdigest()
+
+    def schema(self) -> pa.Schema:
+        """Columns of the first rows (Parquet: the first file's footer); bad records ignored."""
+        if self.format == "parquet":
+            with self._open(self.paths[0]) as f:
+                return parquet_schema(f, self.paths[0])
+        for path in self.paths:
+            with contextlib.closing(self._tables(path, lambda bad: None, _SAMPLE_BYTES)) as tables:
+                for table in tables:
+                    return table.schema
+        return pa.schema([])
+
+    def iter_batches(self, batch_rows: int, on_bad: OnBad | None = None) -> Iterator[pa.Table]:
+        """Stream every row in order as tables of exactly ``batch_rows`` rows (the last: fewer).
+
+        Malformed records raise InputError (file and line) when ``on_bad`` is None; otherwise
+        each is handed to ``on_bad`` and skipped, and reading goes on.
+        """
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+        tables = (t for path in self.paths for t in self._tables(path, on_bad, BLOCK_BYTES))
+        yield from rebatch(tables, batch_rows)
+
+    def _tables(self, path: str, on_bad: OnBad | None, block_bytes: int) -> Iterator[pa.Table]:
+        if self.format == "csv":
+            opener = functools.partial(self._open, path)  # read_csv may read the file twice
+            yield from read_csv(opener, path, on_bad, file_kind(path).delimiter, block_bytes)
+            return
+        with self._open(path) as f:
+            if self.format == "jsonl":
+                yield from read_jsonl(f, path, on_bad, block_bytes)
+            elif self.format == "json":
+                yield from read_json(f, path, on_bad, block_bytes)
+            elif self.format == "parquet":
+                yield from read_parquet(f, path)
+            else:
+                yield from read_arrow_stream(f, path)
+
+    def _open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return self.fs.open(path, "rb", compression=file_kind(path).compression)
+
+
+def rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.Table]:
+    """Re-cut a stream of tables of any sizes into tables of exactly ``batch_rows`` rows."""
+    pending: list[pa.Table] = []
+    count = 0
+    for table in tables:
+        offset = 0
+        while offset < table.num_rows:
+            take = min(batch_rows - count, table.num_rows - offset)
+            # always with a length: without one, pyarrow ignores the offset of a 0-column table
+            pending.append(table.slice(offset, take))
+            offset += take
+            count += take
+            if count == batch_rows:
+                yield concat_tables(pending)
+                pending, count = [], 0
+    if pending:
+        yield concat_tables(pending)
+
+
+def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> Source:
+    """Resolve a file, directory of shards, glob or fsspec URL to a Source.
+
+    The format comes from the file extensions (``.jsonl``/``.ndjson``, ``.json``, ``.parquet``,
+    ``.csv``/``.tsv``, each optionally ``.gz``/``.bz2``/``.xz``/``.zst``) or from a directory
+    written by ``datasets``' ``save_to_disk``; ``format`` overrides the extensions. In a
+    directory, files and folders whose names start with ``.`` or ``_`` are ignored.
+    """
+    url = os.fspath(path)
+    if format is not None:
+        check_format(format, error=InputError)
+    fs, root = fsspec.core.url_to_fs(url)
+    if any(c in root for c in "*?["):
+        found = fs.glob(root, detail=True)
+        files = sorted(p for p, info in found.items() if info["type"] == "file")
+        if not files:
+            raise InputError("the pattern matches no files", path=url)
+    elif fs.isdir(root):
+        if format == "hf" or any(fs.isfile(f"{root}/{m}") for m in HF_MARKERS):
+            return Source(fs, _shown(fs, _hf_files(fs, root, url)), "hf")
+        if fs.isfile(f"{root}/{HF_DICT_MARKER}"):
+            splits = orjson.loads(fs.cat_file(f"{root}/{HF_DICT_MARKER}")).get("splits", [])
+            raise InputError(
+                f"this is a datasets DatasetDict; pass one split's directory ({', '.join(splits)})",
+                path=url,
+            )
+        files = sorted(p for p in fs.find(root) if not _hidden(p[len(root) :]))
+        if not files:
+            raise InputError("the directory holds no data files", path=url)
+    elif fs.isfile(root):
+        files = [root]
+    else:
+        raise InputError("no such file or directory", path=url)
+    shown = _shown(fs, files)
+    fmt = format or _common_format(shown, url)
+    for p in shown:
+        check_format(fmt, file_kind(p).compression, error=InputError)
+    return Source(fs, shown, fmt)
+
+
+def _hidden(relative: str) -> bool:
+    return any(part[:1] in (".", "_") for part in relative.split("/") if part)
+
+
+def _shown(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[str]:
+    """Paths as users write them: plain for local files, with the protocol otherwise."""
+    if isinstance(fs, LocalFileSystem):
+        return paths
+    return [fs.unstrip_protocol(p) for p in paths]
+
+
+def _common_format(paths: list[str], url: str) -> str:
+    formats: dict[str, str] = {}
+    for p in paths:
+        fmt = file_kind(p).format
+        if fmt is None:
+            raise InputError(
+                f"cannot tell the data format of {p} from its name; pass format=",
+                path=url,
+            )
+        formats.setdefault(fmt, p)
+    if len(formats) > 1:
+        examples = ", ".join(f"{fmt} ({p})" for fmt, p in formats.items())
+        raise InputError(f"the input mixes formats: {examples}", path=url)
+    return next(iter(formats))
+
+
+def _hf_files(fs: fsspec.AbstractFileSystem, root: str, url: str) -> list[str]:
+    """The Arrow files of a ``save_to_disk`` directory, in the order its state.json lists them."""
+    state = f"{root}/state.json"
+    if fs.isfile(state):
+        names = [entry["filename"] for entry in orjson.loads(fs.cat_file(state))["_data_files"]]
+        return [f"{root}/{name}" for name in names]
+    files = sorted(p for p in fs.glob(f"{root}/*.arrow"))
+    if not files:
+        raise InputError("datasets directory without state.json or .arrow files", path=url)
+    return files
