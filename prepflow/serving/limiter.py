@@ -1,0 +1,82 @@
+"""Adaptive cap on requests in flight: back off when the server pushes back, recover after.
+
+Additive increase, multiplicative decrease (as TCP does): each success raises the cap by
+``1/cap`` (about one slot per round of answers) up to the configured concurrency; a push-back
+(429/503) halves it, at most once per round, so a burst of 429s from one wave of requests counts
+once. A ``Retry-After`` pauses every new request until that time, not only the one that got it.
+Slots are handed to waiters in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+
+class AdaptiveLimiter:
+    def __init__(self, maximum: int, minimum: int = 1) -> None:
+        if not 1 <= minimum <= maximum:
+            raise ValueError(f"need 1 <= minimum ({minimum}) <= maximum ({maximum})")
+        self.maximum, self.minimum = maximum, minimum
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self._round = 0  # bumped at each decrease; requests started before it do not decrease again
+        self._not_before = 0.0  # time.monotonic() before which nothing starts (Retry-After)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def cap(self) -> int:
+        return max(self.minimum, int(self.limit))
+
+    def _can_start(self) -> bool:
+        return self.in_flight < self.cap and time.monotonic() >= self._not_before
+
+    async def acquire(self) -> int:
+        """Wait for a slot; returns the round to hand back to :meth:`release`."""
+        if not self._waiters and self._can_start():
+            self.in_flight += 1
+            return self._round
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # a slot was handed over: give it back
+                self.in_flight -= 1
+                self._wake()
+            else:
+                self._waiters.remove(fut)
+            raise
+        return self._round
+
+    def release(
+        self, round_: int, *, ok: bool, pushback: bool = False, retry_after: float | None = None
+    ) -> None:
+        """Free a slot. ``ok``: the server answered; ``pushback``: it asked us to slow down."""
+        self.in_flight -= 1
+        if pushback:
+            if round_ == self._round:
+                self.limit = max(float(self.minimum), self.limit / 2)
+                self._round += 1
+            if retry_after:
+                self._not_before = max(self._not_before, time.monotonic() + retry_after)
+        elif ok:
+            self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._can_start():
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.in_flight += 1
+                fut.set_result(None)
+        pause = self._not_before - time.monotonic()
+        if self._waiters and pause > 0 and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(pause, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake()

@@ -1,0 +1,131 @@
+"""open_serving: backends, the run-directory cache, the launcher hand-off, config validation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import types
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from prepflow.core.errors import ConfigError
+from prepflow.serving import ServingConfig, open_serving
+from prepflow.serving.cache import CACHE_FILE
+from prepflow.serving.testing import ScriptedServer
+
+from .test_client import ask
+
+
+def shout(req) -> str:
+    return req.prompt.upper()
+
+
+def chat_once(config: ServingConfig, **kwargs) -> tuple[str, dict]:
+    async def main():
+        async with open_serving(config, **kwargs) as serving:
+            resp = await serving.chat(ask("hello"))
+            return resp.text, serving.stats.to_dict()
+
+    return asyncio.run(main())
+
+
+def test_openai_backend_caches_under_the_run_dir(scripted, tmp_path):
+    server = scripted(shout)
+    config = ServingConfig(
+        backend="openai", base_url=server.url, model="m", generation={"temperature": 0}
+    )
+    assert chat_once(config, run_dir=tmp_path)[0] == "HELLO"
+    assert server.received[0].body["temperature"] == 0
+    assert (tmp_path / CACHE_FILE).is_file()
+    text, stats = chat_once(config, run_dir=tmp_path)
+    assert (text, stats["requests"], stats["cache_hits"]) == ("HELLO", 0, 1)
+    shared = tmp_path / "shared" / "cache.sqlite"
+    chat_once(config, run_dir=tmp_path / "other", cache_path=shared)
+    assert shared.is_file() and not (tmp_path / "other").exists()
+
+
+def test_no_run_dir_and_no_cache_path_means_no_cache(scripted):
+    server = scripted(shout)
+    config = ServingConfig(backend="openai", base_url=server.url, model="m")
+    chat_once(config)
+    chat_once(config)
+    assert server.count("hello") == 2
+
+
+def test_openai_backend_needs_url_and_model():
+    with pytest.raises(ConfigError, match=r"^serving: backend openai needs base_url and model$"):
+        chat_once(ServingConfig(backend="openai"))
+
+
+def test_test_backend_starts_the_scripted_server_from_config():
+    config = ServingConfig(
+        backend="test", model="tiny", launch={"responder": "tests.serving.test_open_serving:shout"}
+    )
+    assert chat_once(config)[0] == "HELLO"
+    with pytest.raises(ConfigError, match=r"serving.launch for backend test"):
+        chat_once(ServingConfig(backend="test", launch={"no_such_option": 1}))
+    with pytest.raises(ConfigError, match="must be 'module:function'"):
+        chat_once(ServingConfig(backend="test", launch={"responder": "shout"}))
+
+
+def test_local_backends_go_through_the_launcher(monkeypatch, tmp_path):
+    calls = []
+
+    @contextlib.contextmanager
+    def launch(backend, model, *, run_dir, **options):
+        calls.append((backend, model, run_dir, options))
+        with ScriptedServer(shout, model="qwen-served") as server:
+            yield types.SimpleNamespace(base_url=server.url, model=server.model)
+
+    monkeypatch.setitem(
+        __import__("sys").modules,
+        "prepflow.serving.launchers",
+        types.SimpleNamespace(launch=launch),
+    )
+    config = ServingConfig(backend="llamacpp", model="qwen2.5-0.5b-instruct", launch={"threads": 2})
+    assert chat_once(config, run_dir=tmp_path)[0] == "HELLO"
+    assert calls == [("llamacpp", "qwen2.5-0.5b-instruct", tmp_path, {"threads": 2})]
+
+
+def test_config_validation():
+    with pytest.raises(ValidationError, match="backend"):
+        ServingConfig(backend="ollama")
+    with pytest.raises(ValidationError, match="unknown price keys"):
+        ServingConfig(prices={"input": 1.0})
+    with pytest.raises(ValidationError, match="extra"):
+        ServingConfig(api_key="sk-not-here")
+    assert ServingConfig().concurrency == 32 and ServingConfig().backend == "llamacpp"
+
+
+def test_api_key_comes_from_the_named_or_default_environment_variable(monkeypatch):
+    monkeypatch.delenv("PREPFLOW_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    assert ServingConfig().resolve_api_key() == "sk-openai"
+    monkeypatch.setenv("PREPFLOW_API_KEY", "sk-prepflow")
+    assert ServingConfig().resolve_api_key() == "sk-prepflow"
+    monkeypatch.setenv("MY_KEY", "sk-mine")
+    assert ServingConfig(api_key_env="MY_KEY").resolve_api_key() == "sk-mine"
+    with pytest.raises(
+        ConfigError, match=r"^serving.api_key_env: environment variable NOPE_KEY is not set$"
+    ):
+        ServingConfig(api_key_env="NOPE_KEY").resolve_api_key()
+
+
+def test_import_prepflow_serving_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, prepflow.serving; "
+        "print(sorted(m for m in ('aiohttp', 'httpx', 'h11', 'sqlite3') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.stdout.strip() == "[]"
