@@ -57,7 +57,10 @@ class Registry:
         for mod in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + "."):
             if mod.name.rsplit(".", 1)[-1].startswith("_"):
                 continue  # private helpers (prompt files, rule tables) are not operator modules
-            importlib.import_module(mod.name)
+            try:
+                importlib.import_module(mod.name)
+            except ImportError as e:  # an optional extra is not installed: its operators are absent
+                self.load_errors[mod.name] = f"{type(e).__name__}: {e}"
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -73,6 +76,9 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, list(self._ops), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
+            if self.load_errors:
+                hint += " (some operator modules failed to import: " + "; ".join(
+                    f"{m}: {e}" for m, e in self.load_errors.items()) + ")"
             raise UnknownOperatorError(f"unknown operator {name!r}{hint}") from None
 
     def names(self) -> list[str]:

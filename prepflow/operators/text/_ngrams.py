@@ -1,0 +1,171 @@
+"""Normalisation, tokenisation and n-gram hashing shared by the dedup and decontamination filters.
+
+Everything works on whole Arrow columns (RE2 kernels) and flat numpy arrays, never a Python loop
+over tokens, so shingling costs a few microseconds per document.
+
+Tokens are maximal runs of letters, digits, combining marks and ``_``; everything else (spaces,
+punctuation, symbols) only separates them. Scripts written without spaces (Han, Hiragana,
+Katakana, Thai, Lao, Khmer, Myanmar) have no word boundaries to find, so in word mode each of
+their characters is a token of its own: inside such a run a word n-gram is a character n-gram,
+while Latin words in the same document stay whole words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_SPACELESS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
+_SEPARATORS = r"[^\p{L}\p{N}\p{M}_]+"
+_PUNCTUATION = r"[\p{P}\p{S}]+"
+_WHITESPACE = r"[\s\v\p{Z}\x{85}]+"  # RE2's \s alone is ASCII-only
+_LENGTH_SALT = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """One flat array of per-row values: row ``i`` is ``values[offsets[i]:offsets[i + 1]]``."""
+
+    values: np.ndarray
+    offsets: np.ndarray  # int64, one more than the number of rows
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+
+def text_column(batch: pa.Table, name: str, op: str) -> pa.Array:
+    """The string column ``name`` of ``batch`` as one array, or a clear error naming ``op``."""
+    from prepflow.core.errors import ConfigError
+
+    if name not in batch.column_names:
+        raise ConfigError(f"{op}: no column {name!r} in the data")
+    column = batch.column(name)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise ConfigError(f"{op}: column {name!r} must hold strings, not {column.type}")
+    return column.combine_chunks()
+
+
+def normalise(
+    texts: pa.Array,
+    *,
+    nfkc: bool = True,
+    lowercase: bool = True,
+    strip_punctuation: bool = False,
+    whitespace: str = "keep",
+) -> pa.Array:
+    """Canonical form of each text (nulls stay null).
+
+    ``whitespace`` is ``keep``, ``collapse`` (runs become one space, ends trimmed) or ``remove``.
+    Punctuation and symbols (Unicode classes P and S) are deleted by ``strip_punctuation``.
+    """
+    if nfkc:
+        texts = pc.utf8_normalize(texts, form="NFKC")
+    if lowercase:
+        texts = pc.utf8_lower(texts)
+    if strip_punctuation:
+        texts = pc.replace_substring_regex(texts, _PUNCTUATION, "")
+    if whitespace == "collapse":
+        texts = pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, _WHITESPACE, " "))
+    elif whitespace == "remove":
+        texts = pc.replace_substring_regex(texts, _WHITESPACE, "")
+    elif whitespace != "keep":
+        raise ValueError(f"whitespace must be keep, collapse or remove, not {whitespace!r}")
+    return texts
+
+
+def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: bool) -> pa.ListArray:
+    """The tokens of each text (see the module docstring); a null text has none."""
+    texts = normalise(texts, nfkc=nfkc, lowercase=lowercase)
+    if split_spaceless and pc.any(pc.match_substring_regex(texts, _SPACELESS)).as_py():
+        texts = pc.replace_substring_regex(texts, f"({_SPACELESS})", r" \1 ")
+    words = pc.split_pattern_regex(pc.fill_null(texts, ""), _SEPARATORS)
+    flat = pc.list_flatten(words)
+    nonempty = pc.not_equal(pc.binary_length(flat), 0)  # separators at either end leave ""
+    parents = pc.list_parent_indices(words).filter(nonempty).to_numpy()
+    offsets = np.zeros(len(texts) + 1, np.int32)
+    np.cumsum(np.bincount(parents, minlength=len(texts)), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), flat.filter(nonempty))
+
+
+def word_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -> Ragged:
+    """64-bit hashes of each text's tokens, in order."""
+    import xxhash
+
+    toks = tokens(texts, nfkc=nfkc, lowercase=lowercase, split_spaceless=True)
+    encoded = pc.dictionary_encode(toks.values)
+    vocab = encoded.dictionary.cast(pa.binary()).to_pylist()
+    h = np.fromiter(map(xxhash.xxh3_64_intdigest, vocab), np.uint64, count=len(vocab))
+    return Ragged(h[encoded.indices.to_numpy()], toks.offsets.to_numpy().astype(np.int64))
+
+
+def char_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -> Ragged:
+    """Hashes of each text's characters, once normalised to its tokens joined by single spaces."""
+    toks = tokens(texts, nfkc=nfkc, lowercase=lowercase, split_spaceless=False)
+    joined = pc.binary_join(toks, pa.scalar(" ", toks.type.value_type))
+    lengths = pc.utf8_length(joined).to_numpy(zero_copy_only=False).astype(np.int64)
+    codepoints = np.frombuffer("".join(joined.to_pylist()).encode("utf-32-le"), np.uint32)
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Ragged(mix64(codepoints.astype(np.uint64)), offsets)
+
+
+def ngram_hashes(toks: Ragged, n: int) -> Ragged:
+    """64-bit hashes of each row's token n-grams (shingles), in order.
+
+    A row with fewer than ``n`` tokens (but at least one) gives one shingle of all its tokens, so
+    short texts still have a fingerprint; a row without tokens gives none. A shingle's hash
+    depends on its tokens, their order and their number.
+    """
+    lengths, first, end = toks.lengths, toks.offsets[:-1], toks.offsets[1:]
+    total = len(toks.values)
+    short = np.flatnonzero((lengths > 0) & (lengths < n))
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1)), out=offsets[1:])
+    # A shingle starts at every token but the last n - 1 of a row; a short row starts one, at
+    # its first token. Every position's n-token window is summed from contiguous slices; the
+    # windows of short rows, which run into the next row, are then redone with their own tokens.
+    tail = np.minimum(lengths, n - 1)
+    tail[short] -= 1
+    no_start = np.repeat(end - tail, tail) + _ramps(tail)
+    starts = np.ones(total, bool)
+    starts[no_start] = False
+    padded = np.concatenate([toks.values, np.zeros(n, np.uint64)])
+    window = np.full(total, (n * int(_LENGTH_SALT)) % 2**64, np.uint64)
+    term = np.empty(total, np.uint64)
+    mults = _multipliers(n)
+    for k in range(n):
+        np.add(window, np.multiply(padded[k : k + total], mults[k], out=term), out=window)
+    acc = window[starts]
+    if len(short):
+        at, width = first[short], lengths[short]
+        redo = width.astype(np.uint64) * _LENGTH_SALT
+        for k in range(int(width.max())):
+            redo += np.where(k < width, padded[at + k], np.uint64(0)) * mults[k]
+        acc[offsets[short]] = redo
+    return Ragged(mix64(acc), offsets)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a bijection on uint64 that spreads every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _ramps(sizes: np.ndarray) -> np.ndarray:
+    """``0, 1, ..., size - 1`` for each size, concatenated."""
+    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
+def _multipliers(n: int) -> np.ndarray:
+    """Odd per-position constants, so a shingle's hash depends on token order."""
+    return mix64(np.arange(1, n + 1, dtype=np.uint64)) | np.uint64(1)

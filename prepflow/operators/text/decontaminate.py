@@ -1,0 +1,199 @@
+"""Benchmark decontamination: drop training documents that share an n-gram with test items."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from pydantic import Field
+
+from prepflow.core.columns import Column
+from prepflow.core.errors import ConfigError, InputError
+from prepflow.core.operator import FilterOperator, Params, Requirements
+from prepflow.operators.text._ngrams import ngram_hashes, text_column, word_hashes
+
+_FORMATS = (".jsonl", ".txt")
+_CHUNK_ROWS = 8192  # documents tokenised at once: bounds the transient token arrays
+
+
+@dataclass(frozen=True)
+class _Item:
+    line: int
+    text: str
+    grams: int  # tokens per matched n-gram: n, or the item's length when shorter
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Sorted n-gram hashes of the benchmark, each with the first item that has it."""
+
+    hashes: np.ndarray
+    item: np.ndarray
+    items: list[_Item]
+    lengths: tuple[int, ...]  # n-gram sizes to look for in documents
+
+
+class NgramDecontaminate(FilterOperator):
+    """Drop documents that share an n-gram with any item of a benchmark's test set.
+
+    The standard decontamination of pretraining data (as for GPT-3, with 13-grams): documents and
+    test items are NFKC-normalised, lowercased and split into tokens (runs of letters, digits and
+    marks; punctuation and whitespace are ignored; each Chinese, Japanese, Thai, Lao, Khmer or
+    Myanmar character is a token of its own), and a document is dropped when any ``n``
+    consecutive tokens of it also occur in a test item. An item shorter than ``n`` tokens
+    contaminates a document that contains all its tokens in a row, provided it has at least
+    ``min_item_tokens`` tokens; shorter items are ignored, as phrases that common would drop
+    innocent documents. The reason names the item: ``shares 13 tokens with benchmark item
+    test.jsonl:42 "<start of the item>"``; when a document matches several, the earliest item in
+    the file is named.
+
+    The benchmark is a ``.jsonl`` file (the item is the field named by ``column`` of each
+    object) or a ``.txt`` file (one item per non-blank line). It is read once per process into
+    a sorted array of 64-bit n-gram hashes (12 bytes per distinct n-gram).
+    """
+
+    domain = "text"
+    version = "1"
+    cpu_heavy = True
+    requires = Requirements(packages=("numpy", "xxhash"), extra="text")
+    inputs = (Column("text", "string", "the document text"),)
+
+    class Params(Params):
+        benchmark: str = Field(
+            ...,
+            description="test set file: .jsonl (one object a line) or .txt (one item a line)",
+        )
+        column: str = Field("text", description="field of each .jsonl object that holds the item")
+        n: int = Field(13, ge=1, le=64, description="tokens per n-gram")
+        min_item_tokens: int = Field(
+            8,
+            ge=1,
+            description="an item shorter than n tokens is matched whole if it has this many",
+        )
+        lowercase: bool = Field(True, description="compare case-insensitively")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._index: _Index | None = None
+
+    def check(self) -> list[str]:
+        path = Path(self.params.benchmark)
+        if path.suffix not in _FORMATS:
+            return [f"{self.name}: parameter 'benchmark': {path} must end in .jsonl or .txt"]
+        if not path.is_file():
+            return [f"{self.name}: parameter 'benchmark': no file {path}"]
+        return []
+
+    def fingerprint_extra(self) -> str:
+        """The benchmark's content: editing the file must invalidate earlier results."""
+        try:
+            return hashlib.sha256(Path(self.params.benchmark).read_bytes()).hexdigest()
+        except OSError:
+            return ""  # check() reports the missing file
+
+    def setup(self, ctx: Any) -> None:
+        self._load()
+
+    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+        index = self._load()
+        texts = text_column(batch, self.col("text"), self.name)
+        best = np.concatenate(
+            [np.zeros(0, np.int64)]
+            + [
+                self._first_match(index, texts.slice(i, _CHUNK_ROWS))
+                for i in range(0, len(texts), _CHUNK_ROWS)
+            ]
+        )
+        drop = best < len(index.items)
+        reasons: list[str | None] = [None] * len(texts)
+        source = Path(self.params.benchmark).name
+        for row in np.flatnonzero(drop):
+            item = index.items[best[row]]
+            reasons[row] = (
+                f"shares {item.grams} tokens with benchmark item {source}:{item.line} "
+                f'"{_snippet(item.text)}"'
+            )
+        return pa.array(~drop), pa.array(reasons, pa.string())
+
+    def _first_match(self, index: _Index, texts: pa.Array) -> np.ndarray:
+        """For each text, the first item it shares an n-gram with (``len(items)`` for none)."""
+        toks = word_hashes(texts, lowercase=self.params.lowercase)
+        best = np.full(len(texts), len(index.items), np.int64)
+        for n in index.lengths:
+            grams = ngram_hashes(toks, n)
+            at = np.minimum(np.searchsorted(index.hashes, grams.values), len(index.hashes) - 1)
+            hit = index.hashes[at] == grams.values
+            row_of = np.repeat(np.arange(len(texts)), grams.lengths)
+            np.minimum.at(best, row_of[hit], index.item[at[hit]])
+        return best
+
+    def _load(self) -> _Index:
+        if self._index is None:
+            self._index = self._build(_read_items(Path(self.params.benchmark), self.params.column))
+        return self._index
+
+    def _build(self, items: list[tuple[int, str]]) -> _Index:
+        p = self.params
+        toks = word_hashes(
+            pa.array([text for _, text in items], pa.string()), lowercase=p.lowercase
+        )
+        grams = ngram_hashes(toks, p.n)
+        usable = np.flatnonzero(toks.lengths >= min(p.min_item_tokens, p.n))
+        if not len(usable):
+            raise ConfigError(
+                f"{self.name}: benchmark {p.benchmark} has no item of at least "
+                f"{min(p.min_item_tokens, p.n)} tokens"
+            )
+        kept = [_Item(items[i][0], items[i][1], int(min(p.n, toks.lengths[i]))) for i in usable]
+        hashes = np.concatenate([grams.row(i) for i in usable])
+        item = np.repeat(np.arange(len(usable)), grams.lengths[usable])
+        order = np.lexsort((item, hashes))
+        hashes, item = hashes[order], item[order]
+        first = np.ones(len(hashes), bool)
+        first[1:] = hashes[1:] != hashes[:-1]
+        lengths = tuple(sorted({it.grams for it in kept}, reverse=True))
+        return _Index(hashes[first], item[first], kept, lengths)
+
+
+def _read_items(path: Path, column: str) -> list[tuple[int, str]]:
+    """(line number, text) of each item of a .jsonl or .txt benchmark file."""
+    if path.suffix not in _FORMATS:
+        raise ConfigError(f"benchmark {path}: unsupported format (use .jsonl or .txt)")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"benchmark {path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 ({e.reason})", path=str(path)) from None
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if path.suffix == ".txt":
+            items.append((number, line))
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise InputError(f"invalid JSON ({e})", path=str(path), line=number) from None
+        if not isinstance(record, dict) or column not in record:
+            raise InputError(f"no field {column!r}", path=str(path), line=number)
+        if not isinstance(record[column], str):
+            raise InputError(
+                f"field {column!r} is {type(record[column]).__name__}, not a string",
+                path=str(path),
+                line=number,
+            )
+        items.append((number, record[column]))
+    return items
+
+
+def _snippet(text: str, width: int = 60) -> str:
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
