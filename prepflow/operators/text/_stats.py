@@ -1,0 +1,436 @@
+"""Per-document text measures, computed a whole batch at a time and shared by every rule.
+
+The heuristic filters (Gopher, C4, FineWeb, the DataFlow-style single-rule filters) all read
+their measures from one :class:`DocStats`. Each measure is computed lazily, once per batch, with
+Arrow compute kernels (RE2 regexes, splits, lengths) and numpy group-bys over flattened
+words/lines, so no rule walks the documents in Python.
+
+Words are CJK-aware (:func:`tokenize`): every Han/Hiragana/Katakana character is one word, and
+leading/trailing punctuation is split off Latin words (like the word tokenizers datatrove uses),
+so a Chinese document is never judged by whitespace words. A document is *CJK* when at least
+:data:`CJK_DOC_RATIO` of its non-space characters are CJK; measures that only make sense for
+space-separated scripts (mean word length) are NaN there, and NaN never fails a rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import cache, cached_property
+from importlib import resources
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
+#: Share of non-space characters that are CJK from which a document is judged as CJK text.
+CJK_DOC_RATIO = 0.3
+PUNCT_OR_SYMBOL = r"[\p{P}\p{S}]"
+#: Sentence/line terminal marks: ASCII ones (C4, FineWeb) plus the full-width CJK ones.
+TERMINAL_PUNCT = r"[.!?。！？…‼‽⁇⁈⁉؟।॥．｡]"  # noqa: RUF001
+#: Gopher's bullet marks (datatrove checks "•" and "-"), plus common bullet glyphs.
+BULLETS = r"[•‣⁃◦●▪\-*]"  # noqa: RUF001
+# A sentence ends at a run of terminal marks followed by optional closing quotes/brackets and
+# whitespace or the end; CJK full stops need no following space.
+SENTENCE_END = r"""[.!?]+["'”’)\]]*(?:\s|$)|[。！？]+"""  # noqa: RUF001
+
+
+def tokenize(texts: pa.Array) -> pa.ListArray:
+    """Split each text into words: CJK characters one by one, punctuation split off words.
+
+    Three regex passes that only insert spaces (``\\0`` rewrites, no capture groups, so RE2
+    stays on its fast path), then a whitespace split.
+    """
+    s = pc.replace_substring_regex(texts, f"[{CJK_CLASS}]", r" \0 ")
+    s = pc.replace_substring_regex(s, rf"{PUNCT_OR_SYMBOL}+(?:\s|$)", r" \0")
+    s = pc.replace_substring_regex(s, rf"(?:^|\s){PUNCT_OR_SYMBOL}+", r"\0 ")
+    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(s))
+
+
+@cache
+def stopwords(lang: str) -> frozenset[str]:
+    """The stop-word list shipped for ``lang`` (``stopwords_<lang>.txt`` beside this module)."""
+    path = resources.files(__package__) / f"stopwords_{lang}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stop-word list shipped for language {lang!r} ({path})")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith("#"))
+
+
+def _np(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return a.to_numpy(zero_copy_only=False)
+
+
+def byte_count(texts: pa.Array, values: Iterable[int]) -> np.ndarray:
+    """Per text, the UTF-8 bytes whose value is in ``values`` (ASCII classes, UTF-8 lead bytes)."""
+    wide = pa.types.is_large_string(texts.type)
+    offsets = np.frombuffer(texts.buffers()[1], np.int64 if wide else np.int32)
+    offsets = offsets[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    if offsets[-1] == offsets[0]:
+        return np.zeros(len(texts), dtype=np.int64)
+    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    table = np.zeros(256, dtype=bool)
+    table[list(values)] = True
+    starts = offsets[:-1] - offsets[0]
+    counts = np.add.reduceat(table[data], np.minimum(starts, len(data) - 1), dtype=np.int64)
+    counts[offsets[1:] == offsets[:-1]] = 0  # reduceat gives an empty text one byte
+    return counts
+
+
+def parent_indices(lists: pa.ListArray) -> np.ndarray:
+    """For each value of a list array, the index of the list holding it (no nulls)."""
+    offsets = _np(lists.offsets).astype(np.int64)
+    return np.repeat(np.arange(len(lists), dtype=np.int64), np.diff(offsets))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 where den is 0 (a fraction of nothing is no fraction)."""
+    num = np.asarray(num, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=np.asarray(den) > 0)
+
+
+class _Split:
+    """A list column flattened: values, owning document of each value, per-document counts."""
+
+    def __init__(self, lists: pa.ListArray, n_docs: int):
+        self.values = pc.list_flatten(lists)
+        self.doc = parent_indices(lists)
+        self.n_docs = n_docs
+
+    def per_doc(self, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(self.doc, weights=weights, minlength=self.n_docs)
+
+    def count(self, mask: pa.Array | np.ndarray) -> np.ndarray:
+        return self.per_doc(
+            np.asarray(_np(mask) if isinstance(mask, pa.Array) else mask, np.float64)
+        )
+
+
+class _Groups:
+    """Equal integer keys grouped: a rank id per element, first occurrences, sizes per id.
+
+    One value sort of ``key << bits | position`` (several times faster than a stable argsort)
+    when the packed value fits 63 bits; a stable argsort otherwise.
+    """
+
+    def __init__(self, keys: np.ndarray, pos: np.ndarray):
+        self.pos = pos
+        n = len(keys)
+        bits = max(n.bit_length(), 1)
+        if int(keys.max(initial=0)).bit_length() + bits <= 63:
+            packed = np.sort((keys << bits) | np.arange(n, dtype=np.int64))
+            order, sorted_keys = packed & ((1 << bits) - 1), packed >> bits
+        else:
+            order = np.argsort(keys, kind="stable")
+            sorted_keys = keys[order]
+        new = np.ones(n, dtype=bool)
+        new[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        rank = np.cumsum(new) - 1
+        self.ids = np.empty(n, dtype=np.int64)
+        self.ids[order] = rank
+        self.first = np.zeros(n, dtype=bool)
+        self.first[order[new]] = True
+        self.counts = np.bincount(rank) if n else np.zeros(0, np.int64)
+
+
+def _first_occurrence(doc: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """True where (doc, id) appears for the first time in array order."""
+    return _Groups(doc * (int(ids.max(initial=0)) + 1) + ids, doc).first
+
+
+class DocStats:
+    """Lazily computed measures of a batch of texts; every measure is a numpy array per doc."""
+
+    def __init__(self, texts: pa.Array | pa.ChunkedArray):
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        self.text = pc.fill_null(texts, "")
+        self.n = len(self.text)
+        self._ngram_levels: dict[int, _Groups] = {}
+
+    # ---- characters ------------------------------------------------------------------------
+
+    @cached_property
+    def n_chars(self) -> np.ndarray:
+        return _np(pc.utf8_length(self.text)).astype(np.int64)
+
+    def count(self, pattern: str, *, regex: bool = True, ignore_case: bool = False) -> np.ndarray:
+        """Occurrences of ``pattern`` in each document."""
+        fn = pc.count_substring_regex if regex else pc.count_substring
+        return _np(fn(self.text, pattern, ignore_case=ignore_case)).astype(np.int64)
+
+    @cached_property
+    def n_non_space_chars(self) -> np.ndarray:
+        """Characters that are not ASCII whitespace (tab to carriage return, space)."""
+        return self.n_chars - byte_count(self.text, (9, 10, 11, 12, 13, 32))
+
+    @cached_property
+    def is_cjk(self) -> np.ndarray:
+        """At least CJK_DOC_RATIO of non-space characters in U+3000-U+9FFF (UTF-8 leads E3-E9)."""
+        cjk = byte_count(self.text, range(0xE3, 0xEA))
+        return cjk >= CJK_DOC_RATIO * np.maximum(self.n_non_space_chars, 1)
+
+    @cached_property
+    def digit_ratio(self) -> np.ndarray:
+        """ASCII digits over all characters."""
+        return _ratio(byte_count(self.text, range(0x30, 0x3A)), self.n_chars)
+
+    @cached_property
+    def sentences(self) -> np.ndarray:
+        return self.count(SENTENCE_END)
+
+    # ---- words -----------------------------------------------------------------------------
+
+    @cached_property
+    def _words(self) -> _Split:
+        words = _Split(tokenize(self.text), self.n)
+        nonempty = _np(pc.utf8_length(words.values)) > 0  # an empty text splits into [""]
+        if not nonempty.all():
+            words.values, words.doc = words.values.filter(pa.array(nonempty)), words.doc[nonempty]
+        return words
+
+    @cached_property
+    def _word_len(self) -> np.ndarray:
+        return _np(pc.utf8_length(self._words.values)).astype(np.float64)
+
+    @cached_property
+    def _lower_words(self) -> pa.Array:
+        return pc.utf8_lower(self._words.values)
+
+    @cached_property
+    def _word_ids(self) -> np.ndarray:
+        """Exact ids of (lower-cased) words across the batch."""
+        return _np(pc.dictionary_encode(self._lower_words).indices).astype(np.int64)
+
+    @cached_property
+    def _symbol_word(self) -> np.ndarray:
+        return _np(pc.match_substring_regex(self._words.values, f"^{PUNCT_OR_SYMBOL}+$"))
+
+    @cached_property
+    def n_words(self) -> np.ndarray:
+        """All tokens, punctuation-only tokens included (denominator of Gopher's ratios)."""
+        return self._words.per_doc().astype(np.int64)
+
+    @cached_property
+    def word_count(self) -> np.ndarray:
+        """Words that are not punctuation/symbols only (Gopher's document length)."""
+        return self._words.count(~self._symbol_word).astype(np.int64)
+
+    @cached_property
+    def mean_word_length(self) -> np.ndarray:
+        """Mean length of non-symbol words; NaN for CJK documents and documents without words."""
+        real = ~self._symbol_word
+        total = self._words.per_doc(self._word_len * real)
+        mean = np.divide(
+            total, self.word_count, out=np.full(self.n, np.nan), where=self.word_count > 0
+        )
+        mean[self.is_cjk] = np.nan
+        return mean
+
+    @cached_property
+    def alpha_word_ratio(self) -> np.ndarray:
+        """Fraction of tokens with a letter (an anchored "no letter" test is the faster regex)."""
+        no_letter = _np(pc.match_substring_regex(self._words.values, r"^\PL*$"))
+        return _ratio(self._words.count(~no_letter), self.n_words)
+
+    @cached_property
+    def all_caps_word_ratio(self) -> np.ndarray:
+        """Fraction of words with an upper-case letter and no lower-case one (``str.isupper``)."""
+        return _ratio(
+            self._words.count(
+                pc.match_substring_regex(self._words.values, r"^[^\p{Ll}]*\p{Lu}[^\p{Ll}]*$")
+            ),
+            self.word_count,
+        )
+
+    @cached_property
+    def unique_word_ratio(self) -> np.ndarray:
+        """Distinct lower-cased non-symbol words over non-symbol words."""
+        real = ~self._symbol_word
+        first = np.zeros(len(real), dtype=bool)
+        idx = np.flatnonzero(real)
+        first[idx] = _first_occurrence(self._words.doc[idx], self._word_ids[idx])
+        return _ratio(self._words.count(first), self.word_count)
+
+    def hash_word_ratio(self) -> np.ndarray:
+        return _ratio(self.count("#", regex=False), self.n_words)
+
+    def ellipsis_word_ratio(self) -> np.ndarray:
+        return _ratio(self.count(r"\.\.\.|…"), self.n_words)
+
+    def stopword_count(self, words: Iterable[str] | None = None) -> np.ndarray:
+        """Distinct stop words present. ``None``: the shipped list, Chinese for CJK documents."""
+        if words is not None:
+            vocab, first_zh = sorted({w.lower() for w in words}), None
+        else:
+            en, zh = sorted(stopwords("en")), sorted(stopwords("zh"))
+            vocab, first_zh = en + zh, len(en)
+        index = pc.index_in(self._lower_words, pa.array(vocab, pa.string()))
+        hits = np.flatnonzero(_np(pc.is_valid(index)))
+        which = _np(index.filter(pc.is_valid(index))).astype(np.int64)
+        doc = self._words.doc[hits]
+        if first_zh is not None:  # count each script's list only in documents of that script
+            own = (which >= first_zh) == self.is_cjk[doc]
+            doc, which = doc[own], which[own]
+        return np.bincount(doc[_first_occurrence(doc, which)], minlength=self.n)
+
+    # ---- n-gram repetition (Gopher) --------------------------------------------------------
+
+    @cached_property
+    def _word_chars_cum(self) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(self._word_len)])
+
+    @cached_property
+    def _word_chars(self) -> np.ndarray:
+        """Characters in words (whitespace excluded): the denominator of n-gram fractions."""
+        return self._words.per_doc(self._word_len)
+
+    def _ngrams(self, n: int) -> _Groups:
+        """The word n-grams of each document that may repeat, grouped by (document, n-gram).
+
+        Level n ranks the pairs (rank of the (n-1)-gram at i, word at i+n-1), starting from
+        (document, word): exact, no hashing. Only n-grams whose (n-1)-gram prefix repeats can
+        repeat, so each level keeps just those positions; every n-gram left out occurs once.
+        """
+        levels = self._ngram_levels
+        if n in levels:
+            return levels[n]
+        doc, words = self._words.doc, self._word_ids
+        width = int(words.max(initial=0)) + 1
+        if n == 1:
+            levels[1] = _Groups(doc * width + words, np.arange(len(words)))
+            return levels[1]
+        prev = self._ngrams(n - 1)
+        # keep repeated (n-1)-grams that extend by one word of the same document
+        ext = prev.pos + n - 1
+        ok = (prev.counts[prev.ids] > 1) & (ext < len(words))
+        ok[ok] = doc[ext[ok]] == doc[prev.pos[ok]]
+        levels[n] = _Groups(prev.ids[ok] * width + words[ext[ok]], prev.pos[ok])
+        return levels[n]
+
+    def top_ngram_char_frac(self, n: int) -> np.ndarray:
+        """Characters of the most frequent repeated n-gram (count x length) over word characters."""
+        g = self._ngrams(n)
+        start = g.pos[g.first]
+        counts = g.counts[g.ids[g.first]]
+        rep = counts > 1
+        start, counts = start[rep], counts[rep]
+        doc = self._words.doc[start]
+        length = self._word_chars_cum[start + n] - self._word_chars_cum[start]
+        order = np.lexsort((length, counts, doc))  # per doc, the last is the most frequent
+        doc, counts, length = doc[order], counts[order], length[order]
+        last = np.flatnonzero(np.r_[doc[1:] != doc[:-1], True]) if len(doc) else doc
+        out = np.zeros(self.n)
+        out[doc[last]] = counts[last] * length[last]
+        return _ratio(out, self._word_chars)
+
+    def dup_ngram_char_frac(self, n: int) -> np.ndarray:
+        """Characters of words covered by repeated (not first) occurrences of any n-gram."""
+        g = self._ngrams(n)
+        starts = g.pos[~g.first]
+        cover = np.zeros(len(self._word_len) + 1, dtype=np.int64)
+        np.add.at(cover, starts, 1)
+        np.add.at(cover, starts + n, -1)
+        covered = np.cumsum(cover[:-1]) > 0
+        return _ratio(self._words.per_doc(self._word_len * covered), self._word_chars)
+
+    # ---- lines and paragraphs --------------------------------------------------------------
+
+    @cached_property
+    def _lines(self) -> _Split:
+        """Non-blank lines (split on newlines)."""
+        return _nonblank(pc.split_pattern(self.text, "\n"), self.n)
+
+    @cached_property
+    def _paragraphs(self) -> _Split:
+        """Non-blank paragraphs (split on blank lines)."""
+        return _nonblank(pc.split_pattern_regex(self.text, r"\n[ \t\r]*\n"), self.n)
+
+    @cached_property
+    def n_lines(self) -> np.ndarray:
+        return self._lines.per_doc().astype(np.int64)
+
+    def line_ratio(self, pattern: str, *, ignore_case: bool = False) -> np.ndarray:
+        """Fraction of non-blank lines matching the regex ``pattern``."""
+        return _ratio(self.line_count(pattern, ignore_case=ignore_case), self.n_lines)
+
+    def line_count(self, pattern: str, *, ignore_case: bool = False) -> np.ndarray:
+        hit = pc.match_substring_regex(self._lines.values, pattern, ignore_case=ignore_case)
+        return self._lines.count(hit).astype(np.int64)
+
+    @cached_property
+    def bullet_line_ratio(self) -> np.ndarray:
+        return self.line_ratio(rf"^\s*{BULLETS}")
+
+    @cached_property
+    def ellipsis_line_ratio(self) -> np.ndarray:
+        return self.line_ratio(r"(\.\.\.|…)\s*$")
+
+    @cached_property
+    def terminal_punct_line_ratio(self) -> np.ndarray:
+        return self.line_ratio(rf"{TERMINAL_PUNCT}\s*$")
+
+    def short_line_ratio(self, max_chars: int, max_chars_cjk: int) -> np.ndarray:
+        """Fraction of non-blank lines of at most ``max_chars`` characters (``max_chars_cjk``
+        in CJK documents, where one character carries about as much as three Latin ones)."""
+        lengths = _np(pc.utf8_length(self._lines.values))
+        limit = np.where(self.is_cjk[self._lines.doc], max_chars_cjk, max_chars)
+        return _ratio(self._lines.count(lengths <= limit), self.n_lines)
+
+    @cached_property
+    def newline_word_ratio(self) -> np.ndarray:
+        return _ratio(self.count("\n", regex=False), self.n_words)
+
+    @cached_property
+    def _line_dups(self) -> tuple[np.ndarray, np.ndarray]:
+        return _dups(self._lines)
+
+    @cached_property
+    def _para_dups(self) -> tuple[np.ndarray, np.ndarray]:
+        return _dups(self._paragraphs)
+
+    @cached_property
+    def dup_line_frac(self) -> np.ndarray:
+        return _ratio(self._line_dups[0], self.n_lines)
+
+    @cached_property
+    def dup_line_char_frac(self) -> np.ndarray:
+        return _ratio(self._line_dups[1], self.n_chars)
+
+    @cached_property
+    def dup_para_frac(self) -> np.ndarray:
+        return _ratio(self._para_dups[0], self._paragraphs.per_doc())
+
+    @cached_property
+    def dup_para_char_frac(self) -> np.ndarray:
+        return _ratio(self._para_dups[1], self.n_chars)
+
+
+def _nonblank(lists: pa.ListArray, n_docs: int) -> _Split:
+    split = _Split(lists, n_docs)
+    keep = pc.invert(pc.match_substring_regex(split.values, r"^\s*$"))
+    split.values = split.values.filter(keep)
+    split.doc = split.doc[_np(keep)]
+    return split
+
+
+def _dups(split: _Split) -> tuple[np.ndarray, np.ndarray]:
+    """(repeated elements, characters in repeated elements) per document; first ones excluded."""
+    ids = _np(pc.dictionary_encode(split.values).indices).astype(np.int64)
+    dup = ~_first_occurrence(split.doc, ids)
+    chars = _np(pc.utf8_length(split.values)).astype(np.float64)
+    return split.count(dup), split.per_doc(chars * dup)
+
+
+def _re2_escape(s: str) -> str:
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", s)
+
+
+def compile_words(words: Iterable[str]) -> str:
+    """One RE2 pattern matching any of ``words``: whole words for Latin, substrings for CJK."""
+    latin, cjk = [], []
+    for w in sorted({w.strip().lower() for w in words if w.strip()}):
+        (cjk if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", w) else latin).append(_re2_escape(w))
+    parts = ([rf"\b(?:{'|'.join(latin)})\b"] if latin else []) + (["|".join(cjk)] if cjk else [])
+    return "|".join(parts)

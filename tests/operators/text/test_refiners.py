@@ -1,0 +1,145 @@
+# ruff: noqa: RUF001  (CJK punctuation in literals is intended)
+"""Refiners rewrite the text column: exact outputs on English and Chinese literals."""
+
+import json
+import sys
+from itertools import islice
+
+import ftfy
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from prepflow.operators.text._badness import PYTHON_SPACE, badness_re2
+from prepflow.operators.text.boilerplate import BoilerplateLineRemover
+from prepflow.operators.text.refiners import (
+    EmojiRemover,
+    HtmlRemover,
+    UnicodeFixer,
+    UrlRemover,
+    WhitespaceNormalizer,
+)
+
+
+def texts(result):
+    return result.kept.column("text").to_pylist()
+
+
+def test_html_remover(run):
+    out = run(
+        HtmlRemover(),
+        [
+            "<p>Hello <b>world</b> &amp; caf&eacute;</p><script>var x = 1;</script><!-- c -->"
+            "a < b > c<br/>end",
+            "<div>你好&nbsp;世界</div>",
+            None,
+        ],
+    )
+    assert texts(out) == ["\nHello world & café\na < b > c\nend", "\n你好\xa0世界\n", None]
+    assert out.kept.column("_id").to_pylist() == [0, 1, 2]
+
+
+def test_html_remover_can_keep_entities(run):
+    assert texts(run(HtmlRemover(entities=False), ["<i>a &amp; b</i>"])) == ["a &amp; b"]
+
+
+def test_url_remover_keeps_following_punctuation(run):
+    out = run(
+        UrlRemover(),
+        [
+            "See https://example.com/a?b=1. Or www.test.org, or ftp://x.y/z)",
+            "访问 https://例子.中国/路径 了解",
+        ],
+    )
+    assert texts(out) == ["See . Or , or )", "访问  了解"]
+
+
+def test_emoji_remover_takes_modifiers_and_joiners(run):
+    out = run(EmojiRemover(), ["Great job 👍🏽! Family 👨‍👩‍👧 ❤️ ok ⭐", "开心😀，“好”"])
+    assert texts(out) == ["Great job ! Family   ok ", "开心，“好”"]
+
+
+def test_whitespace_normalizer_keeps_paragraphs(run):
+    out = run(
+        WhitespaceNormalizer(),
+        ["  Hello\u00a0\u00a0world \t!\r\n\r\n\r\n\r\nNext\u200bline  \n", "中文\u3000空格，标点"],
+    )
+    assert texts(out) == ["Hello world !\n\nNextline", "中文 空格，标点"]
+    assert texts(run(WhitespaceNormalizer(unicode_form="NFKC"), ["标点，ｆｕｌｌ"])) == [
+        "标点,full"
+    ]
+
+
+def test_unicode_fixer_repairs_mojibake_and_keeps_cjk_punctuation(run):
+    out = run(
+        UnicodeFixer(),
+        ["cafÃ© â€œquotedâ€\x9d", "ﬁne\r\nline", "a\x1b[31mred", "中文，“引号”。", "plain ascii"],
+    )
+    assert texts(out) == ["café “quoted”", "fine\nline", "ared", "中文，“引号”。", "plain ascii"]
+
+
+def test_unicode_fixer_equals_ftfy_on_real_text(run, shared_data):
+    """Only texts ftfy could change are sent to it: the result must be ftfy's, text by text."""
+    docs = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line)["text"] for line in islice(f, 150)]
+    docs += ["Ã©tÃ©", "x &lt; y", "\u2028sep", "\ufeffbom"]
+    config = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, explain=False)
+    assert texts(run(UnicodeFixer(), docs)) == [ftfy.fix_text(d, config) for d in docs]
+
+
+def test_boilerplate_line_remover_applies_c4_line_rules(run):
+    page = "\n".join(
+        [
+            "Title",
+            "This is a proper sentence here.",
+            "Please enable JavaScript to view this site.",
+            "We use cookies on this site, see our privacy policy.",
+            "Short one.",
+            "It was cited [1] and edited [edit].",
+            "这是一个完整的中文句子。",
+            "导航",
+            "A word " + "x" * 1001 + " is too long.",
+        ]
+    )
+    assert texts(run(BoilerplateLineRemover(), [page, None])) == [
+        "This is a proper sentence here.\nIt was cited  and edited .\n这是一个完整的中文句子。",
+        None,
+    ]
+
+
+def test_boilerplate_line_remover_without_terminal_punctuation(run):
+    out = run(
+        BoilerplateLineRemover(require_terminal_punct=False),
+        ["Title line with four words\nok\n\n中文标题"],
+    )
+    assert texts(out) == ["Title line with four words\n中文标题"]
+
+
+def test_badness_re2_flags_exactly_what_ftfy_flags(shared_data):
+    """The RE2 translation of ftfy's detector agrees with ``is_bad`` text by text."""
+    from ftfy.badness import is_bad
+
+    docs = [
+        "cafÃ© â€œquotedâ€\x9d",
+        "Ã©tÃ©",
+        "РџСЂРёРІРµС‚",
+        "ä¸­æ–‡",
+        "â€™",
+        "Â\xa0x",
+        "naïve café",
+    ]
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line)["text"] for line in islice(f, 300)]
+    flagged = pc.match_substring_regex(pa.array(docs), badness_re2()).to_pylist()
+    assert flagged == [bool(is_bad(d)) for d in docs]
+    assert sum(flagged[:6]) == 6 and not flagged[6]
+
+
+def test_python_space_class_is_str_isspace():
+    spaces = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    others = "".join(chr(c) for c in range(0x3100) if not chr(c).isspace())
+    pattern = f"^[{PYTHON_SPACE}]+$"
+    assert pc.match_substring_regex(pa.array([spaces]), pattern).to_pylist() == [True]
+    assert not any(pc.match_substring_regex(pa.array(list(others)), pattern).to_pylist())
