@@ -19,6 +19,7 @@ from typing import IO
 import fsspec
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import InputError
@@ -68,6 +69,23 @@ class Source:
                 for table in tables:
                     return table.schema
         return pa.schema([])
+
+    def estimate_rows(self) -> int:
+        """Rows in the input without reading it: Parquet footers, else bytes / sampled row size.
+
+        Compressed text inputs are estimated from their compressed size (an underestimate).
+        """
+        if self.format == "parquet":
+            total = 0
+            for path in self.paths:
+                with self._open(path) as f:
+                    total += pq.ParquetFile(f).metadata.num_rows
+            return total
+        size = sum(self.fs.info(p).get("size") or 0 for p in self.paths)
+        with self._open(self.paths[0]) as f:
+            sample = f.read(_SAMPLE_BYTES)
+        lines = sample.count(b"\n") or 1
+        return max(1, round(size * lines / max(1, len(sample))))
 
     def iter_batches(self, batch_rows: int, on_bad: OnBad | None = None) -> Iterator[pa.Table]:
         """Stream every row in order as tables of exactly ``batch_rows`` rows (the last: fewer).

@@ -128,6 +128,9 @@ class Executor:
         self.n_shards = 0
         self.quarantined = 0
         self.workers = options.resolved_workers()
+        # no more worker processes than shards: a process per idle core only costs start-up time
+        expected_shards = -(-source.estimate_rows() // options.shard_rows)
+        self.pool_size = max(1, min(self.workers, expected_shards))
         self._pool: cf.Executor | None = None
         self._threads = cf.ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="prepflow"
@@ -168,7 +171,10 @@ class Executor:
         return op
 
     def _use_processes(self, steps: list[CompiledStep]) -> bool:
-        if self.workers <= 1 or not any(s.op.cpu_heavy for s in steps):
+        """CPU-heavy steps run in worker processes (true parallelism, and signal-based timeouts
+        such as math-verify's work there); operators defined in ``__main__`` or a function cannot
+        be imported by a worker, so they stay in threads."""
+        if not any(s.op.cpu_heavy for s in steps):
             return False
         return all(
             type(s.op).__module__ != "__main__" and "<locals>" not in type(s.op).__qualname__
@@ -181,7 +187,7 @@ class Executor:
         if self._pool is None:
             spec = self.plan.spec
             self._pool = cf.ProcessPoolExecutor(
-                max_workers=self.workers,
+                max_workers=self.pool_size,
                 mp_context=mp.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(spec.imports, str(spec.source.parent) if spec.source else None),

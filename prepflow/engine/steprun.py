@@ -28,7 +28,8 @@ from prepflow.core.operator import (
 )
 
 MAX_REASON_KEYS = 50
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
+#: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
+_NUMBER = re.compile(r"(?<![A-Za-z_\d])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![A-Za-z_\d])")
 
 
 def apply(op: Operator, batch: pa.Table) -> Result:

@@ -143,3 +143,16 @@ def test_hf_dataset_saved_by_datasets(tmp_path):
     )
     with pytest.raises(InputError, match=r"DatasetDict; pass one split's directory \(train\)"):
         open_input(tmp_path / "dd")
+
+
+def test_estimate_rows_is_close_without_reading_everything(shared_data, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prepflow.data.readers import open_input
+
+    src = shared_data / "corpora" / "fortunes_en.jsonl"
+    true_rows = sum(1 for _ in src.open("rb"))
+    assert abs(open_input(src).estimate_rows() - true_rows) / true_rows < 0.25
+    pq.write_table(pa.table({"a": list(range(1234))}), tmp_path / "x.parquet")
+    assert open_input(tmp_path / "x.parquet").estimate_rows() == 1234
