@@ -18,6 +18,18 @@ app = typer.Typer(
 ops_app = typer.Typer(no_args_is_help=True, help="Browse the operator registry.")
 app.add_typer(ops_app, name="ops")
 
+
+def _mount_subcommands() -> None:
+    """Sub-apps of other layers; their modules import only typer at the top, so this stays fast."""
+    from prepflow.operators.text.cli import lm_app
+    from prepflow.serving.cli import models_app
+
+    app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
+    app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
+
+
+_mount_subcommands()
+
 PipelineArg = Annotated[
     str,
     typer.Argument(
