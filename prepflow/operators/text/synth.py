@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams
@@ -57,12 +57,13 @@ class Turn(BaseModel):
     text: str = Field(min_length=1)
 
 
-class QAPairs(BaseModel):
-    pairs: list[QAPair] = Field(min_length=1)
-
-
-class Dialogue(BaseModel):
-    turns: list[Turn] = Field(min_length=2)
+def _rewrite_schema(qa: bool, items: int) -> type[BaseModel]:
+    """Pairs or turns, at most ``items`` of them: servers with grammar-constrained output (llama.cpp,
+    vLLM) then stop the model there, instead of letting a small model repeat itself to the token
+    limit; a dialogue may run a little longer than asked, since turns come in pairs."""
+    if qa:
+        return create_model("QAPairs", pairs=(list[QAPair], Field(min_length=1, max_length=items)))
+    return create_model("Dialogue", turns=(list[Turn], Field(min_length=2, max_length=items + 2)))
 
 
 class DocumentRewriter(LLMOperator):
@@ -83,7 +84,7 @@ class DocumentRewriter(LLMOperator):
             "qa", description="qa: question-answer pairs; dialogue: student-teacher turns"
         )
         items: int = Field(
-            3, ge=1, le=50, description="QA pairs, or dialogue turns, to ask for (a guide)"
+            3, ge=1, le=50, description="QA pairs (at most), or dialogue turns (about), to ask for"
         )
 
     def __init__(self, **params: Any) -> None:
@@ -93,11 +94,11 @@ class DocumentRewriter(LLMOperator):
             QA_PROMPT if qa else DIALOGUE_PROMPT, REWRITE_SYSTEM
         ).override(self.params.prompt, self.params.system_prompt)
         self.prompt_template.check()
-        self.schema = QAPairs if qa else Dialogue
+        self.schema = _rewrite_schema(qa, self.params.items)
 
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
         doc = response.parsed
-        if isinstance(doc, QAPairs):
+        if self.params.style == "qa":
             text = "\n\n".join(f"Question: {p.question}\nAnswer: {p.answer}" for p in doc.pairs)
         else:
             text = "\n".join(f"{t.speaker}: {t.text}" for t in doc.turns)
