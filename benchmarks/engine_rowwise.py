@@ -34,7 +34,20 @@ steps:
   - {op: RenameColumns, name: to_quality, params: {mapping: {score: quality}}}
 """
 
-WORDS = "data pipeline token model train clean filter dedup shard stream arrow batch".split()
+WORDS = [
+    "data",
+    "pipeline",
+    "token",
+    "model",
+    "train",
+    "clean",
+    "filter",
+    "dedup",
+    "shard",
+    "stream",
+    "arrow",
+    "batch",
+]
 
 
 def make_input(path: Path, rows: int) -> None:
@@ -42,8 +55,10 @@ def make_input(path: Path, rows: int) -> None:
     with path.open("w", encoding="utf-8") as f:
         for i in range(rows):
             text = " ".join(rng.choices(WORDS, k=rng.randint(3, 12)))
-            f.write(json.dumps({"id": i, "text": text, "score": round(rng.random(), 4),
-                                "lang": "en"}) + "\n")
+            f.write(
+                json.dumps({"id": i, "text": text, "score": round(rng.random(), 4), "lang": "en"})
+                + "\n"
+            )
 
 
 def run(rows: int, work: Path) -> dict:
@@ -53,20 +68,44 @@ def run(rows: int, work: Path) -> dict:
     pipe = work / "rowwise10.yaml"
     pipe.write_text(PIPELINE)
     run_dir, out = work / f"run-{rows}", work / f"out-{rows}.parquet"
-    cmd = [sys.executable, "-m", "prepflow.cli", "run", str(pipe), "--input", str(src),
-           "--output", str(out), "--run-dir", str(run_dir), "--fresh", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "prepflow.cli",
+        "run",
+        str(pipe),
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--run-dir",
+        str(run_dir),
+        "--fresh",
+        "--no-progress",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if peak_kb <= before:
-        print("warning: peak RSS not above an earlier child's; run one size per invocation", file=sys.stderr)
+        print(
+            "warning: peak RSS not above an earlier child's; run one size per invocation",
+            file=sys.stderr,
+        )
     report = json.loads((run_dir / "report.json").read_text())
-    steps = {s["name"]: round(s["rows_in"] / s["seconds"]) if s["seconds"] else None for s in report["steps"]}
-    return {"rows": rows, "wall_s": round(wall, 2), "rows_per_s": round(rows / wall),
-            "peak_rss_mb": round(peak_kb / 1024, 1), "output_rows": report["output_rows"],
-            "step_rows_per_s": steps}
+    steps = {
+        s["name"]: round(s["rows_in"] / s["seconds"]) if s["seconds"] else None
+        for s in report["steps"]
+    }
+    return {
+        "rows": rows,
+        "wall_s": round(wall, 2),
+        "rows_per_s": round(rows / wall),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "output_rows": report["output_rows"],
+        "step_rows_per_s": steps,
+    }
 
 
 def main() -> None:
@@ -78,8 +117,16 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for n in args.rows:  # one child per size: ru_maxrss of children is a running maximum
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--work", str(work)],
-                             check=True, capture_output=True, text=True) if "--one" not in sys.argv else None
+        out = (
+            subprocess.run(
+                [sys.executable, __file__, "--one", str(n), "--work", str(work)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            if "--one" not in sys.argv
+            else None
+        )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")

@@ -43,10 +43,14 @@ def apply(op: Operator, batch: pa.Table) -> Result:
     except PrepflowError:
         raise
     except Exception as e:
-        return _bisect(batch, e, lambda half: apply(op, half))
+        if batch.num_rows <= 1:
+            return _failed(batch, e)
+        mid = batch.num_rows // 2
+        return merge([apply(op, batch.slice(0, mid)), apply(op, batch.slice(mid))])
 
 
 async def aapply(op: Operator, batch: pa.Table) -> Result:
+    """:func:`apply` for async operators."""
     try:
         return await op.arun_batch(batch)
     except PrepflowError:
@@ -56,13 +60,6 @@ async def aapply(op: Operator, batch: pa.Table) -> Result:
             return _failed(batch, e)
         mid = batch.num_rows // 2
         return merge([await aapply(op, batch.slice(0, mid)), await aapply(op, batch.slice(mid))])
-
-
-def _bisect(batch: pa.Table, error: Exception, again: Callable[[pa.Table], Result]) -> Result:
-    if batch.num_rows <= 1:
-        return _failed(batch, error)
-    mid = batch.num_rows // 2
-    return merge([again(batch.slice(0, mid)), again(batch.slice(mid))])
 
 
 def _failed(batch: pa.Table, error: Exception) -> Result:

@@ -129,7 +129,7 @@ def test_llamacpp_command_line(tmp_path, monkeypatch):
     default = json.loads(llamacpp_command(str(model), 1, LaunchOptions()).argv[2])
     assert default["cpuparams.n_threads"] == default_threads()
     assert default["n_ctx"] == 4096 * 4
-    with pytest.raises(LaunchError, match="'oops' is not NAME=VALUE"):
+    with pytest.raises(ConfigError, match=r"serving\.launch\.extra_args: 'oops' is not NAME=VALUE"):
         llamacpp_command(str(model), 1, LaunchOptions(extra_args=("oops",)))
 
 
@@ -162,9 +162,11 @@ def test_gpu_backend_without_package_says_how_to_install(backend):
 
 
 def test_gpu_backend_errors_before_any_start():
-    with pytest.raises(LaunchError, match="the vllm backend needs a model"):
+    with pytest.raises(ConfigError, match="the vllm backend needs a model"):
         gpu_command("vllm", None, 1, LaunchOptions())
-    with pytest.raises(LaunchError, match="option 'threads' applies to the llamacpp backend"):
+    with pytest.raises(
+        ConfigError, match=r"serving\.launch\.threads applies to the llamacpp backend"
+    ):
         gpu_command("sglang", "m", 1, LaunchOptions(threads=2))
 
 

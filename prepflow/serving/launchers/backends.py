@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prepflow.core.errors import ConfigError
 from prepflow.serving.launchers.process import LaunchError
 
 LLAMACPP_SERVER = Path(__file__).with_name("llamacpp_server.py")
@@ -122,13 +123,13 @@ def gpu_command(backend: str, model: str | None, port: int, opts: LaunchOptions)
     """vLLM or SGLang serving a Hugging Face model id or local model directory on the GPU."""
     spec = _GPU_SERVERS[backend]
     if not model:
-        raise LaunchError(
+        raise ConfigError(
             f"the {backend} backend needs a model: a Hugging Face model id or a local model "
             "directory (e.g. Qwen/Qwen2.5-1.5B-Instruct); the GGUF catalog is for llamacpp"
         )
     for option in ("threads", "gpu_layers"):
         if getattr(opts, option) is not None:
-            raise LaunchError(f"option {option!r} applies to the llamacpp backend, not {backend}")
+            raise ConfigError(f"serving.launch.{option} applies to the llamacpp backend only")
     _require_package(spec.package, backend)
     _require_gpu(backend)
     argv = [sys.executable, "-m", spec.module, spec.model_flag, model,
@@ -166,7 +167,7 @@ def _assignments(args: Sequence[str]) -> dict[str, object]:
     for arg in args:
         key, sep, raw = arg.partition("=")
         if not sep or not key:
-            raise LaunchError(f"llamacpp extra argument {arg!r} is not NAME=VALUE")
+            raise ConfigError(f"serving.launch.extra_args: {arg!r} is not NAME=VALUE (llamacpp)")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
