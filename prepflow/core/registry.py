@@ -77,8 +77,11 @@ class Registry:
             close = difflib.get_close_matches(name, list(self._ops), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             if self.load_errors:
-                hint += " (some operator modules failed to import: " + "; ".join(
-                    f"{m}: {e}" for m, e in self.load_errors.items()) + ")"
+                hint += (
+                    " (some operator modules failed to import: "
+                    + "; ".join(f"{m}: {e}" for m, e in self.load_errors.items())
+                    + ")"
+                )
             raise UnknownOperatorError(f"unknown operator {name!r}{hint}") from None
 
     def names(self) -> list[str]:
