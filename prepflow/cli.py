@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,12 +57,7 @@ def _load(pipeline: str) -> Any:
         from prepflow.engine.pipeline import Pipeline
 
         path, cls_name = pipeline.split(":", 1)
-        import_user_modules([str(Path(path).resolve())], None)
-        module = next(
-            m
-            for m in sys.modules.values()
-            if getattr(m, "__file__", None) == str(Path(path).resolve())
-        )
+        (module,) = import_user_modules([str(Path(path).resolve())], None)
         cls = getattr(module, cls_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
             raise _usage(f"{path}: no Pipeline subclass named {cls_name!r}")

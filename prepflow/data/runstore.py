@@ -35,6 +35,23 @@ from prepflow.data.writers import write_table_atomic
 INPUT_STEP = "00-input"
 
 
+def shard_file(run_dir: Path, kind: str, step_dir: str, shard: int) -> Path:
+    """Where a shard lives; ``kind`` is one of steps, dropped, failures."""
+    return run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
+
+
+def write_shard_file(
+    run_dir: Path, kind: str, step_dir: str, shard: int, table: pa.Table | None
+) -> None:
+    """Write one shard atomically; an empty (or absent) dropped/failures table removes the file,
+    so a recomputed shard leaves no stale side rows behind."""
+    path = shard_file(run_dir, kind, step_dir, shard)
+    if table is None or (kind != "steps" and table.num_rows == 0):
+        path.unlink(missing_ok=True)
+        return
+    write_table_atomic(table, path, fast=True)
+
+
 @dataclass(frozen=True)
 class ShardRecord:
     step: int
@@ -55,8 +72,7 @@ class RunStore:
     # ---- paths -------------------------------------------------------------------------------
 
     def shard_path(self, kind: str, step_dir: str, shard: int) -> Path:
-        """``kind`` is one of steps, dropped, failures."""
-        return self.dir / kind / step_dir / f"shard-{shard:05d}.parquet"
+        return shard_file(self.dir, kind, step_dir, shard)
 
     def quarantine_path(self, shard: int) -> Path:
         return self.dir / "quarantine" / f"shard-{shard:05d}.jsonl"
@@ -123,12 +139,7 @@ class RunStore:
     # ---- files -------------------------------------------------------------------------------
 
     def write_shard(self, kind: str, step_dir: str, shard: int, table: pa.Table | None) -> None:
-        """Write (or, for an empty side table, remove) one shard file atomically."""
-        path = self.shard_path(kind, step_dir, shard)
-        if table is None or (kind != "steps" and table.num_rows == 0):
-            path.unlink(missing_ok=True)
-            return
-        write_table_atomic(table, path, fast=True)
+        write_shard_file(self.dir, kind, step_dir, shard, table)
 
     def write_json(self, name: str, data: Any) -> None:
         path = self.dir / name
@@ -147,8 +158,3 @@ class RunStore:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-
-    def side_files(self, kind: str) -> list[Path]:
-        """All dropped/failures/quarantine files, sorted."""
-        root = self.dir / kind
-        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []

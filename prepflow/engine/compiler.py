@@ -14,6 +14,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from prepflow.core.columns import Schema, compatible, schema_of
@@ -100,22 +101,24 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def import_user_modules(imports: list[str], base: Path | None) -> None:
+def import_user_modules(imports: list[str], base: Path | None) -> list[ModuleType]:
     """Import modules or ``.py`` files that define user operators (they register on import)."""
+    modules = []
     for item in imports:
         if item.endswith(".py"):
             path = Path(item) if Path(item).is_absolute() or base is None else base / item
             if not path.is_file():
                 raise PrepflowError(f"imports: no such file {path}")
             mod_name = f"prepflow_user_{fingerprint(str(path.resolve()))}"
-            if mod_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-            sys.modules[mod_name] = module
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            if mod_name not in sys.modules:
+                spec = importlib.util.spec_from_file_location(mod_name, path)
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                sys.modules[mod_name] = module
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            modules.append(sys.modules[mod_name])
         else:
-            importlib.import_module(item)
+            modules.append(importlib.import_module(item))
+    return modules
 
 
 def compile_pipeline(

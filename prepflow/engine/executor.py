@@ -234,7 +234,7 @@ class Executor:
                     loop.call_soon_threadsafe(self._commit, 0, self.ingest_fp, shard, stats)
                 bad.clear()
                 asyncio.run_coroutine_threadsafe(queue.put(shard), loop).result()
-            if shard == -1:  # empty input: one empty shard keeps every step's schema visible
+            if shard == -1:  # nothing to run on: say so rather than write an empty output
                 raise InputError("input has no rows", path=", ".join(self.source.paths))
             if bad:  # malformed records after the last good row belong to the last shard
                 self._write_quarantine(shard, bad, append=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prepflow.core.operator import StepStats
-from prepflow.data.runstore import INPUT_STEP, RunStore
+from prepflow.data.runstore import RunStore
 
 
 @dataclass
@@ -107,4 +107,4 @@ def input_rows(store: RunStore, n_shards: int) -> int:
     return sum(records[(0, k)].stats["rows_out"] for k in range(n_shards) if (0, k) in records)
 
 
-__all__ = ["INPUT_STEP", "RunReport", "input_rows", "step_summaries"]
+__all__ = ["RunReport", "input_rows", "step_summaries"]

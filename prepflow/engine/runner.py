@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from prepflow import __version__
+from prepflow.core.columns import schema_of
 from prepflow.core.errors import ConfigError
 from prepflow.core.registry import registry
 from prepflow.data.readers import open_input
-from prepflow.data.runstore import RunStore
+from prepflow.data.runstore import RunStore, shard_file
 from prepflow.data.writers import write_output
 from prepflow.engine.compiler import Plan, compile_pipeline, fingerprint
 from prepflow.engine.executor import ExecOptions, Executor, RunContext, check_quarantine_policy
@@ -61,7 +62,9 @@ def run_pipeline(
     if rows < 1:
         raise ConfigError(f"shard_rows must be >= 1, not {rows}")
     ingest_fp = fingerprint("ingest", source.fingerprint(), rows)
-    plan = compile_pipeline(spec, input_schema=_schema(source), base_fingerprint=ingest_fp)
+    plan = compile_pipeline(
+        spec, input_schema=schema_of(source.schema()), base_fingerprint=ingest_fp
+    )
 
     run_path = Path(run_dir) if run_dir else Path("runs") / spec.name
     if fresh and run_path.exists():
@@ -140,12 +143,6 @@ def run_pipeline(
     store.write_text("report.md", report.to_markdown())
     store.write_json("manifest.json", _manifest(store, plan, executor.n_shards))
     return report
-
-
-def _schema(source: Any) -> dict[str, str]:
-    from prepflow.core.columns import schema_of
-
-    return schema_of(source.schema())
 
 
 async def _execute(
@@ -233,7 +230,7 @@ def _manifest(store: RunStore, plan: Plan, n_shards: int) -> dict[str, Any]:
         shards = [
             {
                 "shard": k,
-                "file": f"steps/{s.dirname}/shard-{k:05d}.parquet",
+                "file": str(shard_file(Path(), "steps", s.dirname, k)),
                 **records[(s.index, k)].stats,
             }
             for k in range(n_shards)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from prepflow.core.operator import (
     StepStats,
     failure_rows,
 )
+from prepflow.data.runstore import write_shard_file
 
 MAX_REASON_KEYS = 50
 #: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
@@ -128,22 +129,15 @@ class ShardJob:
     shard: int
     source: Path  # Parquet shard the first step reads
     steps: list[tuple[int, str]]  # (step index, step dir name)
-    results: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_result(run_dir: Path, step_dir: str, shard: int, result: Result) -> None:
-    from prepflow.data.writers import write_table_atomic
-
     for kind, table in (
         ("steps", result.kept),
         ("dropped", result.dropped),
         ("failures", result.failed),
     ):
-        path = run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
-        if kind == "steps" or (table is not None and table.num_rows):
-            write_table_atomic(table, path, fast=True)
-        else:
-            path.unlink(missing_ok=True)
+        write_shard_file(run_dir, kind, step_dir, shard, table)
 
 
 def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
