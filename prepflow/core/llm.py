@@ -162,10 +162,12 @@ class LLMOperator(Operator):
         )
 
     def checked_parse(self, row: dict[str, Any], response: ChatResponse) -> Any:
-        """:meth:`parse` plus shape and type checks; problems become :class:`RowFailed`."""
+        """:meth:`parse` plus shape and type checks; problems become :class:`RowFailed` (and
+        the unusable answer leaves the cache, so ``prepflow retry`` asks again)."""
         try:
             return self._checked(self.parse(row, response))
         except Exception as e:
+            self._serving.forget(response)
             raise RowFailed(
                 "ParseError",
                 f"{type(e).__name__}: {e}",

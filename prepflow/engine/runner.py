@@ -110,8 +110,14 @@ def run_pipeline(
     executor: Executor = holder[0]
     executor.remove_stale_shards()
     final_fp = plan.steps[-1].fingerprint
+    history = [e for e in store.history() if e.get("session") == store.session and "stats" in e]
     out_rows = _write_output(
-        store, executor, Path(output) if "://" not in str(output) else output, final_fp, invocation
+        store,
+        executor,
+        Path(output) if "://" not in str(output) else output,
+        final_fp,
+        invocation,
+        computed=bool(history),
     )
     steps = step_summaries(store, plan.steps, executor.n_shards)
     problems = [
@@ -120,7 +126,6 @@ def run_pipeline(
         for s in steps
         if s["rows_in"] and s["failed"] / s["rows_in"] > max_failure_rate
     ]
-    history = [e for e in store.history() if e.get("session") == store.session and "stats" in e]
     report = RunReport(
         pipeline=spec.name,
         run_dir=str(run_path),
@@ -189,13 +194,21 @@ async def _serving(plan: Plan, store: RunStore, llm_stats: dict[str, Any]) -> As
 
 
 def _write_output(
-    store: RunStore, executor: Executor, output: Any, final_fp: str, invocation: dict[str, Any]
+    store: RunStore,
+    executor: Executor,
+    output: Any,
+    final_fp: str,
+    invocation: dict[str, Any],
+    *,
+    computed: bool,
 ) -> int:
-    """Write the final dataset, unless this exact result is already there (a re-run does no work)."""
+    """Write the final dataset, unless nothing was computed this session and this exact result
+    is already there (a re-run does no work; a retry changes rows but not fingerprints)."""
     prev = invocation.get("output_written") or {}
     out_path = Path(output) if isinstance(output, Path) else None
     if (
-        out_path is not None
+        not computed
+        and out_path is not None
         and prev.get("fingerprint") == final_fp
         and prev.get("path") == str(output)
         and prev.get("shards") == executor.n_shards

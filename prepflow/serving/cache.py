@@ -52,6 +52,9 @@ class ResponseCache:
             (key, orjson.dumps(value)),
         )
 
+    def delete(self, key: bytes) -> None:
+        self._db.execute("DELETE FROM responses WHERE key = ?", (key,))
+
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
 

@@ -53,7 +53,8 @@ Messages = list[dict[str, Any]]
 @dataclass(slots=True)
 class ChatResponse:
     """One answer. ``attempts`` counts the HTTP requests it took (0 when served from the cache);
-    ``parsed`` is the validated value when a schema was given."""
+    ``parsed`` is the validated value when a schema was given; ``cache_keys`` are the cache
+    entries behind it (the question and any re-asks), for :meth:`OpenAIServing.forget`."""
 
     text: str
     finish_reason: str | None
@@ -62,6 +63,7 @@ class ChatResponse:
     cached: bool = False
     attempts: int = 1
     parsed: Any = None
+    cache_keys: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -183,11 +185,12 @@ class OpenAIServing:
         """
         out = OutputSchema.of(schema) if schema is not None else None
         params = {**self.generation, **{k: v for k, v in generation.items() if v is not None}}
-        attempts = 0
+        attempts, keys = 0, ()
         for ask in range(self.max_reasks + 1):
             response = await self._complete(messages, params, out)
             attempts += response.attempts
-            response.attempts = attempts
+            keys += response.cache_keys
+            response.attempts, response.cache_keys = attempts, keys
             try:
                 if response.finish_reason == "length":
                     raise TruncatedOutput(
@@ -204,9 +207,18 @@ class OpenAIServing:
                 messages = reask(messages, response.text, f"Your answer was not usable: {problem}")
         error_cls = TruncatedOutput if isinstance(problem, TruncatedOutput) else InvalidOutput
         self.stats.failures[error_cls.__name__] += 1
+        self.forget(response)
         raise error_cls(
             f"{problem} (after {self.max_reasks} re-asks)", attempts=attempts, raw=response.text
         )
+
+    def forget(self, response: ChatResponse) -> None:
+        """Drop the cached answers behind ``response`` because they were unusable, so that a
+        retry asks the model again instead of replaying them (a failed row is journaled, so a
+        plain resume does not ask again either way)."""
+        if self.cache is not None:
+            for key in response.cache_keys:
+                self.cache.delete(key)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order; cached per (model, text)."""
@@ -268,9 +280,9 @@ class OpenAIServing:
         )
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.stats.cache_hits += 1
-            return _response(hit, cached=True, attempts=0)
+            return _response(hit, key, cached=True, attempts=0)
         if (pending := self._pending.get(key)) is not None:
-            return _response(await asyncio.shield(pending), cached=True, attempts=0)
+            return _response(await asyncio.shield(pending), key, cached=True, attempts=0)
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
@@ -288,7 +300,7 @@ class OpenAIServing:
         self._account(*value["usage"])
         if self.cache is not None:
             self.cache.put(key, value)
-        return _response(value, cached=False, attempts=attempts)
+        return _response(value, key, cached=False, attempts=attempts)
 
     async def _send_chat(
         self, messages: Messages, params: dict[str, Any], out: OutputSchema | None
@@ -426,7 +438,7 @@ def _decode_chat(data: Any) -> dict[str, Any]:
     }
 
 
-def _response(value: dict[str, Any], *, cached: bool, attempts: int) -> ChatResponse:
+def _response(value: dict[str, Any], key: bytes, *, cached: bool, attempts: int) -> ChatResponse:
     prompt_tokens, completion_tokens = value["usage"]
     return ChatResponse(
         value["text"],
@@ -435,6 +447,7 @@ def _response(value: dict[str, Any], *, cached: bool, attempts: int) -> ChatResp
         completion_tokens,
         cached=cached,
         attempts=attempts,
+        cache_keys=(key,),
     )
 
 
@@ -444,9 +457,9 @@ def _http_error(status: int, raw: bytes, *, retry_after: float | None) -> Servin
     except (orjson.JSONDecodeError, KeyError, TypeError):
         detail = raw[:300].decode(errors="replace")
     message = f"HTTP {status}: {detail}"
-    cls = {429: RateLimited, 408: RequestTimeout}.get(status) or (
-        ServerError if status >= 500 else RequestRejected
-    )
+    cls = {429: RateLimited, 408: RequestTimeout, 501: RequestRejected, 505: RequestRejected}.get(
+        status
+    ) or (ServerError if status >= 500 else RequestRejected)
     return cls(message, status=status, retry_after=retry_after)
 
 

@@ -41,7 +41,7 @@ class RateLimited(ServingError):
 
 
 class ServerError(ServingError):
-    """HTTP 5xx."""
+    """HTTP 5xx but 501/505 (which say the server will never do it)."""
 
     retryable = True
 
@@ -65,7 +65,8 @@ class MalformedResponse(ServingError):
 
 
 class RequestRejected(ServingError):
-    """HTTP 4xx other than 408/429: the request itself is wrong, so it is not retried."""
+    """HTTP 4xx other than 408/429, or 501/505: the request itself is wrong (or the server does
+    not implement it), so it is not retried."""
 
 
 class InvalidOutput(ServingError):

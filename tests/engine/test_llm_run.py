@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from prepflow.engine.runner import run_pipeline
+from prepflow.engine.runner import retry_run, run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.serving.testing import ChatRequest, ScriptedServer
 
@@ -159,3 +159,40 @@ def test_sigkill_with_requests_in_flight_then_resume_pays_once(
         assert server.count() == before  # a finished run re-run sends zero requests
     out = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert [r["question"] for r in out] == [f"question {i}" for i in range(n)]
+
+
+def test_retry_resends_only_rows_whose_answers_were_unusable(tmp_path: Path) -> None:
+    n, broken = 30, {"question 3", "question 17"}
+
+    def number(req: ChatRequest) -> str:
+        first = next(m["content"] for m in req.messages if m["role"] == "user")
+        return "sorry" if first.removeprefix("Q: ") in broken else f'{{"n": {len(first)}}}'
+
+    spec = (
+        spec_text("URL")
+        .replace(
+            'params: {prompt: "Q: {{ question }}"}\n    outputs: {generated: answer}',
+            'params: {prompt: "Q: {{ question }}", fields: {n: int}}',
+        )
+        .replace('"len(answer) > 0"', '"n > 0"')
+    )
+    with ScriptedServer(number) as server:
+        run_dir = tmp_path / "run"
+        first = run_pipeline(
+            load_yaml(spec.replace("URL", server.url)),
+            input=questions(tmp_path, n),
+            output=tmp_path / "o.jsonl",
+            run_dir=run_dir,
+            shard_rows=10,
+            progress=False,
+            max_failure_rate=1.0,
+        )
+        assert first.steps[0]["failed"] == 2
+        assert server.count() == n + 2 * 2  # each broken row: the question and 2 re-asks
+        broken.clear()  # the model behaves now
+        sent = server.count()
+        second = retry_run(run_dir)
+        assert server.count() - sent == 2  # only the failed rows are asked again
+    assert (second.steps[0]["kept"], second.steps[0]["failed"]) == (n, 0)
+    out = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert len(out) == n and all(r["n"] == len("Q: " + r["question"]) for r in out)

@@ -100,7 +100,7 @@ def test_retry_after_is_honoured_and_pauses_other_requests(scripted):
     assert server.times("q")[0] - first_p >= 0.4
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 422])
+@pytest.mark.parametrize("status", [400, 401, 404, 422, 501])
 def test_other_client_errors_are_not_retried(scripted, status):
     server = scripted(lambda req: Reply(status=status, raw=b'{"error": {"message": "nope"}}'))
     with pytest.raises(RequestRejected, match=f"^HTTP {status}: nope$") as e:

@@ -247,3 +247,22 @@ def test_fields_model_maps_column_types():
         fields_model("QA", {"x": "str"})
     with pytest.raises(ConfigError, match="must be an identifier"):
         fields_model("QA", {"my-field": "string"})
+
+
+def test_unusable_answers_leave_the_cache_so_a_retry_asks_again(scripted, tmp_path):
+    """'0+0' fails in parse and '9+9' gets prose (invalid for the schema, re-asked, given up):
+    a second pass over the same cache replays the good answers and asks again for those two."""
+    server = scripted(lambda req: "no" if "9+9" in req.prompt else adder(req))
+    op = AddOp().bind({"question": "q"})
+    batch = table(["1+2", "0+0", "9+9"])
+    first = run_operator(op, batch, server, cache_path=tmp_path / "c.sqlite", max_reasks=1)
+    assert first.failed.column("_error_type").to_pylist() == ["ParseError", "InvalidOutput"]
+    assert [
+        server.count(p) for p in ("Compute 1+2. Reply as JSON.", "Compute 0+0. Reply as JSON.")
+    ] == [1, 1]
+    sent = server.count()
+    again = run_operator(op, batch, server, cache_path=tmp_path / "c.sqlite", max_reasks=1)
+    assert again.kept.column("answer").to_pylist() == [3]
+    assert server.count("Compute 1+2. Reply as JSON.") == 1  # replayed from the cache
+    assert server.count("Compute 0+0. Reply as JSON.") == 2  # asked again
+    assert server.count() - sent == 1 + 2  # 0+0 once, 9+9 and its re-ask
