@@ -37,7 +37,9 @@ def test_compile_lists_all_problems_and_exits_nonzero(tmp_path: Path) -> None:
     bad = _pipeline(tmp_path, "  - {op: TLength, inputs: {text: body}}\n  - {op: Nope}\n")
     res = runner.invoke(app, ["compile", str(bad), "--input", str(src)])
     assert res.exit_code == 2
-    assert "2 problem(s)" in res.stderr and "'body' not found" in res.stderr and "'Nope'" in res.stderr
+    assert (
+        "2 problem(s)" in res.stderr and "'body' not found" in res.stderr and "'Nope'" in res.stderr
+    )
     good = _pipeline(tmp_path, "  - {op: TLength}\n  - {op: TMinLength, params: {min: 2}}\n")
     res = runner.invoke(app, ["compile", str(good), "--input", str(src)])
     assert res.exit_code == 0, res.stderr
@@ -47,10 +49,25 @@ def test_compile_lists_all_problems_and_exits_nonzero(tmp_path: Path) -> None:
 def test_run_then_report(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"text": "x" * i}) + "\n" for i in range(10)))
-    p = _pipeline(tmp_path, "  - {op: TLength}\n  - {op: TMinLength, name: keep, params: {min: 4}}\n")
+    p = _pipeline(
+        tmp_path, "  - {op: TLength}\n  - {op: TMinLength, name: keep, params: {min: 4}}\n"
+    )
     out, run = tmp_path / "out.csv", tmp_path / "run"
-    res = runner.invoke(app, ["run", str(p), "-i", str(src), "-o", str(out), "--run-dir", str(run),
-                              "--set", "keep.min=8"])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            str(p),
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+            "--run-dir",
+            str(run),
+            "--set",
+            "keep.min=8",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     with out.open(newline="") as f:
         assert list(csv.reader(f)) == [["text", "length"], ["xxxxxxxx", "8"], ["xxxxxxxxx", "9"]]
