@@ -185,7 +185,10 @@ async def _serving(plan: Plan, store: RunStore, llm_stats: dict[str, Any]) -> As
 
     config = ServingConfig.model_validate(plan.spec.serving or {})
     async with open_serving(
-        config, run_dir=store.dir, cache_path=store.dir / "llm_cache.sqlite"
+        config,
+        run_dir=store.dir,
+        cache_path=store.dir / "llm_cache.sqlite",
+        embeddings=any(s.op.requires.embedding for s in plan.steps),
     ) as serving:
         try:
             yield serving

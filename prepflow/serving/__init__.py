@@ -37,8 +37,13 @@ _LAZY = {
 
 @contextlib.asynccontextmanager
 async def open_serving(
-    config: ServingConfig, *, run_dir: Path | None = None, cache_path: Path | None = None
+    config: ServingConfig,
+    *,
+    run_dir: Path | None = None,
+    cache_path: Path | None = None,
+    embeddings: bool = False,
 ) -> AsyncIterator[OpenAIServing]:
+    """The client of ``config``'s endpoint; ``embeddings``: a local server must also embed."""
     from prepflow.serving.cache import CACHE_FILE, ResponseCache
     from prepflow.serving.client import OpenAIServing
 
@@ -47,7 +52,7 @@ async def open_serving(
         cache = ResponseCache(path) if path is not None else None
         if cache is not None:
             stack.callback(cache.close)
-        base_url, model = _endpoint(config, run_dir, stack)
+        base_url, model = _endpoint(config, run_dir, stack, embeddings=embeddings)
         async with OpenAIServing(
             base_url,
             model,
@@ -66,7 +71,7 @@ async def open_serving(
 
 
 def _endpoint(
-    config: ServingConfig, run_dir: Path | None, stack: contextlib.ExitStack
+    config: ServingConfig, run_dir: Path | None, stack: contextlib.ExitStack, *, embeddings: bool
 ) -> tuple[str, str]:
     """Base URL and model name to talk to, starting a local server on ``stack`` if needed."""
     if config.backend == "openai":
@@ -93,9 +98,10 @@ def _endpoint(
             f"serving backend {config.backend!r} needs prepflow.serving.launchers, "
             f"which could not be imported ({e})"
         ) from None
-    server = stack.enter_context(
-        launch(config.backend, config.model, run_dir=run_dir, **config.launch)
-    )
+    options = dict(config.launch)
+    if embeddings and config.backend == "llamacpp":
+        options.setdefault("embeddings", True)
+    server = stack.enter_context(launch(config.backend, config.model, run_dir=run_dir, **options))
     return server.base_url, server.model
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from prepflow.core.errors import ConfigError
@@ -129,6 +130,9 @@ def test_llamacpp_command_line(tmp_path, monkeypatch):
     default = json.loads(llamacpp_command(str(model), 1, LaunchOptions()).argv[2])
     assert default["cpuparams.n_threads"] == default_threads()
     assert default["n_ctx"] == 4096 * 4
+    assert "embedding" not in default
+    embedding = json.loads(llamacpp_command(str(model), 1, LaunchOptions(embeddings=True)).argv[2])
+    assert (embedding["embedding"], embedding["pooling_type"]) == (True, 3)  # last-token pooling
     with pytest.raises(ConfigError, match=r"serving\.launch\.extra_args: 'oops' is not NAME=VALUE"):
         llamacpp_command(str(model), 1, LaunchOptions(extra_args=("oops",)))
 
@@ -232,6 +236,32 @@ def test_real_llamacpp_server_answers_and_stops(smollm, tmp_path):
     assert not alive(server.pid)
     assert (tmp_path / "logs" / "llamacpp.log") == server.log_path
     assert "llama.cpp server listening on" in server.log_path.read_text()
+
+
+@pytest.mark.slow
+def test_real_llamacpp_server_with_embeddings_also_chats(smollm, tmp_path):
+    """``embeddings=True`` (what the engine asks for when a step embeds) serves both endpoints."""
+    with launch("llamacpp", smollm, ctx_size=512, n_parallel=2, embeddings=True) as server:
+        texts = ["The cat sat on the mat.", "A cat was sitting on a mat.", "Stock prices fell."]
+        data = httpx.post(
+            f"{server.base_url}/embeddings",
+            json={"model": server.model, "input": texts},
+            timeout=120,
+        ).json()["data"]
+        reply = httpx.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": server.model, "max_tokens": 8, "temperature": 0,
+                  "messages": [{"role": "user", "content": "Name a colour."}]},
+            timeout=120,
+        ).json()  # fmt: skip
+    assert reply["choices"][0]["message"]["content"].strip()
+    vectors = [np.asarray(d["embedding"]) for d in sorted(data, key=lambda d: d["index"])]
+    assert len(vectors) == 3 and len({v.shape for v in vectors}) == 1 and vectors[0].size > 100
+
+    def cos(a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2])  # meaning, not noise
 
 
 @pytest.mark.slow

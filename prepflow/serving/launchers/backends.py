@@ -34,6 +34,11 @@ class LaunchOptions(BaseModel):
     ctx_size: int = Field(4096, ge=16, description="context tokens (prompt + output) per request")
     n_parallel: int = Field(4, ge=1, description="requests decoded together (server slots)")
     gpu_layers: int | None = Field(None, description="layers offloaded to a GPU (llamacpp)")
+    embeddings: bool = Field(
+        False,
+        description="also serve /embeddings (last-token pooling; llamacpp); set by the engine "
+        "when a step needs embeddings",
+    )
     extra_args: tuple[str, ...] = Field(
         (),
         description="more server arguments: CLI flags (vllm, sglang), NAME=VALUE CommonParams "
@@ -57,6 +62,14 @@ class ServerCommand:
 #: tokens/s on 2 busy cores. Sleeping waits cost little when the cores are free. A value the user
 #: set is kept.
 OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+#: llama.cpp's ``LLAMA_POOLING_TYPE_LAST``: a text's vector is its last token's hidden state, which
+#: in a causal chat model has seen the whole text. On 8 paraphrase pairs against 14 unrelated
+#: texts each, the paraphrase ranked closer 100% of the time with smollm2-135m (64% mean-pooled)
+#: and 73% with qwen2.5-coder-0.5b (72% mean-pooled): good enough to spread a selection, not a
+#: retrieval model (use ``serving.embedding_model`` on a hosted endpoint for that).
+LLAMA_POOLING_LAST = 3
 
 
 def default_threads() -> int:
@@ -94,6 +107,9 @@ def llamacpp_command(model: str | None, port: int, opts: LaunchOptions) -> Serve
     }
     if opts.gpu_layers is not None:
         params["n_gpu_layers"] = opts.gpu_layers
+    if opts.embeddings:  # chat keeps working; /embeddings needs a pooling that gives one vector
+        params["embedding"] = True
+        params["pooling_type"] = LLAMA_POOLING_LAST
     params.update(_assignments(opts.extra_args))
     argv = [sys.executable, str(LLAMACPP_SERVER), json.dumps(params)]
     env = {k: v for k, v in OMP_DEFAULTS.items() if k not in os.environ}

@@ -86,15 +86,14 @@ def test_text_sft_synth_with_the_embedded_model(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(SEEDS.read_text().splitlines(keepends=True)[:2]))
     spec = load_yaml("text-sft-synth")
-    # llama.cpp serves either chat or embeddings from one server, so the embedded run leaves out
-    # the embedding-based diversity selection (it runs against the scripted server above).
-    spec.steps = [s for s in spec.steps if s.name not in ("embed", "select", "drop_embedding")]
     spec.serving = {
         "backend": "llamacpp",
         "model": "smollm2-135m-instruct",
-        "generation": {"max_tokens": 96, "temperature": 0},
+        "generation": {"max_tokens": 256, "temperature": 0},
     }
-    overrides = ["synthesize.n=2"]
+    # greedy decoding everywhere (the shipped synthesize step samples at 0.8) so that the run is
+    # repeatable; min_score 1 lets every judged pair reach the embeddings
+    overrides = ["synthesize.n=2", "synthesize.generation={temperature: 0}", "quality.min_score=1"]
     rep = run_pipeline(
         spec,
         input=seeds,
@@ -109,3 +108,8 @@ def test_text_sft_synth_with_the_embedded_model(tmp_path: Path) -> None:
     by_name = {s["name"]: s for s in rep.steps}
     assert by_name["synthesize"]["rows_out"] > 0 and by_name["respond"]["kept"] > 0
     assert rep.llm["requests"] > 0
+    # the embedded server answers chat and embeddings alike, so diversity selection runs too
+    # (tests/serving/test_launchers.py checks the embeddings themselves)
+    embed = by_name["embed"]
+    assert embed["failed"] == 0 and embed["kept"] == embed["rows_in"]
+    assert by_name["select"]["kept"] == math.ceil(embed["rows_in"] / 2)  # fraction 0.5
