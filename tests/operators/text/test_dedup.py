@@ -13,11 +13,13 @@ import re
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from prepflow.core.errors import ConfigError, OperatorContractError
 from prepflow.core.operator import ID, REASON, Result
+from prepflow.operators.text._minhash import cluster_heads
 from prepflow.operators.text.dedup import MinHashDedup, TextExactDedup
 
 pytest.importorskip("rensa")
@@ -380,3 +382,26 @@ def test_large_string_columns(op, reason):
     op.observe(table)
     op.finalize()
     assert dropped_reasons(op.run_batch(table)) == {1: reason}
+
+
+def test_cluster_heads_match_breadth_first_components():
+    """Each row's head is the smallest row of its connected component, on random graphs."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        u, v = rng.integers(0, n, 2 * n), rng.integers(0, n, 2 * n)
+        u, v = u[u < v], v[u < v]
+        neighbours: dict[int, set[int]] = {i: set() for i in range(n)}
+        for a, b in zip(u.tolist(), v.tolist(), strict=True):
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+        expected = [-1] * n
+        for start in range(n):  # ascending, so each component is first reached at its minimum
+            if expected[start] < 0:
+                expected[start], frontier = start, [start]
+                while frontier:
+                    nxt = [j for i in frontier for j in neighbours[i] if expected[j] < 0]
+                    for j in nxt:
+                        expected[j] = start
+                    frontier = nxt
+        assert cluster_heads(n, u, v).tolist() == expected
