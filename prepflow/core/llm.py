@@ -165,7 +165,7 @@ class LLMOperator(Operator):
         """:meth:`parse` plus shape and type checks; problems become :class:`RowFailed` (and
         the unusable answer leaves the cache, so ``prepflow retry`` asks again)."""
         try:
-            return self._checked(self.parse(row, response))
+            return self.check_output(self.parse(row, response))
         except Exception as e:
             self._serving.forget(response)
             raise RowFailed(
@@ -237,9 +237,13 @@ class LLMOperator(Operator):
     async def arun_batch(self, batch: pa.Table) -> Result:
         if self._serving is None:
             raise OperatorContractError(f"{self.name}: setup(ctx) must run before arun_batch")
-        rows = batch.to_pylist()
-        outcomes = await asyncio.gather(*(self._outcome(row) for row in rows))
+        outcomes = await asyncio.gather(*(self._outcome(row) for row in self.batch_rows(batch)))
         return self._result(batch, outcomes)
+
+    def batch_rows(self, batch: pa.Table) -> list[dict[str, Any]]:
+        """The rows handed to :meth:`arun_row`, one per batch row in order (override to give a
+        row context from its neighbours)."""
+        return batch.to_pylist()
 
     async def _outcome(self, row: dict[str, Any]) -> Any:
         try:
@@ -252,7 +256,9 @@ class LLMOperator(Operator):
                 raw=getattr(e, "raw", None),
             )
 
-    def _checked(self, value: Any) -> Any:
+    def check_output(self, value: Any) -> Any:
+        """A :meth:`parse`-shaped value checked against the declared outputs (for
+        :meth:`arun_row` overrides that build it without :meth:`checked_parse`)."""
         if self.kind is Kind.FILTER:
             if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bool)):
                 raise TypeError(
@@ -317,6 +323,16 @@ class LLMOperator(Operator):
             else:
                 kept = kept.append_column(name, values)
         return Result(kept=kept, failed=failures)
+
+
+def reply_text(text: str) -> str:
+    """The reply without surrounding whitespace or a wrapping code fence; empty is an error."""
+    text = text.strip()
+    if text.startswith("```") and text.endswith("```") and "\n" in text:
+        text = text[text.index("\n") + 1 : -3].strip()
+    if not text:
+        raise ValueError("empty reply")
+    return text
 
 
 def _take(batch: pa.Table, rows: list[int]) -> pa.Table:

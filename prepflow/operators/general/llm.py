@@ -9,7 +9,7 @@ from pydantic import Field, create_model
 
 from prepflow.core.columns import Column
 from prepflow.core.errors import ConfigError
-from prepflow.core.llm import LLMOperator, LLMParams, fields_model
+from prepflow.core.llm import LLMOperator, LLMParams, fields_model, reply_text
 from prepflow.core.operator import Kind
 from prepflow.core.prompts import PromptTemplate
 
@@ -32,16 +32,6 @@ Text:
 {{ text }}"""
 
 MAX_REASON_CHARS = 300
-
-
-def _reply_text(text: str) -> str:
-    """The reply without surrounding whitespace or a wrapping code fence; empty is an error."""
-    text = text.strip()
-    if text.startswith("```") and text.endswith("```") and "\n" in text:
-        text = text[text.index("\n") + 1 : -3].strip()
-    if not text:
-        raise ValueError("empty reply")
-    return text
 
 
 class PromptedGenerator(LLMOperator):
@@ -81,7 +71,7 @@ class PromptedGenerator(LLMOperator):
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
         if self.schema is not None:
             return response.parsed.model_dump()
-        return {"generated": _reply_text(response.text)}
+        return {"generated": reply_text(response.text)}
 
 
 class JudgeParams(LLMParams):
@@ -178,7 +168,7 @@ class PromptedRefiner(LLMOperator):
         )
 
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
-        return {"text": _reply_text(response.text)}
+        return {"text": reply_text(response.text)}
 
 
 class PromptedFanOutGenerator(LLMOperator):
@@ -240,4 +230,4 @@ class PromptedFanOutGenerator(LLMOperator):
 
     def parse(self, row: dict[str, Any], response: Any) -> list[dict[str, Any]]:
         items = response.parsed.items if self.schema is not None else [response.text]
-        return [{"generated": _reply_text(item)} for item in items]
+        return [{"generated": reply_text(item)} for item in items]

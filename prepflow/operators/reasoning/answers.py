@@ -10,10 +10,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.llm import LLMOperator, LLMParams
+from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.operator import FilterOperator, GenerateOperator, Kind, Params, Requirements
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import _reply_text
 from prepflow.operators.reasoning._answers import is_refusal, last_boxed, vote_key
 from prepflow.operators.reasoning._verify import AnswerUnreadable, parse_answer
 from prepflow.operators.text._ngrams import text_column
@@ -66,14 +65,14 @@ class AnswerGenerator(LLMOperator):
         replies = await asyncio.gather(
             *(self.chat(messages, seed=seed + i) for i in range(self.params.samples))
         )
-        solutions = [_reply_text(r.text) for r in replies]
+        solutions = [reply_text(r.text) for r in replies]
         finals = [last_boxed(s) for s in solutions]
         votes = Counter(vote_key(f) for f in finals if f is not None)
         if not votes:
-            return self._checked({"answer": solutions[0], "final_answer": "", "agreement": 0.0})
+            return self.check_output({"answer": solutions[0], "final_answer": "", "agreement": 0.0})
         winner, count = votes.most_common(1)[0]
         chosen = next(i for i, f in enumerate(finals) if f is not None and vote_key(f) == winner)
-        return self._checked(
+        return self.check_output(
             {
                 "answer": solutions[chosen],
                 "final_answer": finals[chosen],

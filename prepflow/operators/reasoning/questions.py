@@ -9,10 +9,10 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from prepflow.core.columns import Column
-from prepflow.core.llm import LLMOperator, LLMParams
-from prepflow.core.operator import Kind, Result
+from prepflow.core.llm import LLMOperator, LLMParams, reply_text
+from prepflow.core.operator import Kind
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import MAX_REASON_CHARS, _reply_text
+from prepflow.operators.general.llm import MAX_REASON_CHARS
 from prepflow.operators.reasoning._answers import is_refusal
 
 MATH_SYSTEM = "You are an expert mathematics teacher and problem setter."
@@ -131,15 +131,14 @@ class QuestionSynthesizer(LLMOperator):
     def requests_per_row(self) -> int:
         return self.params.n
 
-    async def arun_batch(self, batch: pa.Table) -> Result:
-        """Like the base, with each row's ``combine`` partner: the next seed of the batch."""
+    def batch_rows(self, batch: pa.Table) -> list[dict[str, Any]]:
+        """Each row with its ``combine`` partner: the next seed of the batch."""
         rows = batch.to_pylist()
         q = self.col("question")
         for i, row in enumerate(rows):
             partner = rows[(i + 1) % len(rows)]
             row["__partner"] = partner[q] if partner is not row else None
-        outcomes = await asyncio.gather(*(self._outcome(row) for row in rows))
-        return self._result(batch, outcomes)
+        return rows
 
     def _kinds(self, has_partner: bool) -> list[str]:
         usable = [v for v in self.params.variations if has_partner or v != "combine"]
@@ -181,7 +180,7 @@ class QuestionSynthesizer(LLMOperator):
         return out
 
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
-        text = _reply_text(response.text)
+        text = reply_text(response.text)
         if is_refusal(text):
             raise ValueError(f"the model refused: {text[:120]!r}")
         return {

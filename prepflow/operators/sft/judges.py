@@ -8,7 +8,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.llm import LLMOperator, LLMParams
+from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.operator import FilterOperator, Kind, Params
 from prepflow.core.prompts import PromptTemplate
 from prepflow.operators.general.llm import (
@@ -16,7 +16,6 @@ from prepflow.operators.general.llm import (
     MAX_REASON_CHARS,
     JudgeParams,
     PromptedEvaluator,
-    _reply_text,
 )
 
 QUALITY_PROMPT = """\
@@ -173,4 +172,4 @@ class ResponseRewriter(LLMOperator):
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
         if response is None:  # not weak: kept as it is
             return {"response": row[self.col("response")]}
-        return {"response": _reply_text(response.text)}
+        return {"response": reply_text(response.text)}

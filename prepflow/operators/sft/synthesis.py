@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.llm import LLMOperator, LLMParams
+from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import PromptedFanOutGenerator, _reply_text
+from prepflow.operators.general.llm import PromptedFanOutGenerator
 
 SELF_INSTRUCT_SYSTEM = "You write task instructions for training a helpful assistant."
 SELF_INSTRUCT_PROMPT = """\
@@ -63,4 +63,4 @@ class ResponseGenerator(LLMOperator):
     Params = LLMParams
 
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
-        return {"response": _reply_text(response.text)}
+        return {"response": reply_text(response.text)}
