@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -105,6 +107,12 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     if proc.returncode != 0:
         print(err[-3000:], file=sys.stderr)
     return wall, peak / 2**20, proc.returncode
+
+
+def median_run(run: Callable[[], dict], repeat: int) -> dict:
+    """The result of the run with the median wall time among ``repeat`` runs."""
+    runs = sorted((run() for _ in range(max(1, repeat))), key=lambda r: r["wall"])
+    return runs[len(runs) // 2]
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -282,12 +290,19 @@ def main() -> None:
     )
     parser.add_argument("--prepflow-workers", type=int, default=2)
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Runs per tool; the run with the median wall time counts.",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="Also time prepflow's operators in this process, step by step.",
     )
     args = parser.parse_args()
     plain, dataflow_input, shards = build_input(args.docs, args.dups)
+    os.sync()  # the input's write-back must not land on the first tool's run
     n = args.docs + args.dups
     print(
         f"input: {n} docs ({args.dups} planted near-duplicates), "
@@ -300,7 +315,11 @@ def main() -> None:
         "dataflow": lambda: run_dataflow(dataflow_input),
         "datatrove": lambda: run_datatrove(shards),
     }
-    results = {name: fn() for name, fn in runners.items() if not args.only or name in args.only}
+    results = {
+        name: median_run(fn, args.repeat)
+        for name, fn in runners.items()
+        if not args.only or name in args.only
+    }
     print(f"{'tool':<10} {'docs/s':>9} {'wall s':>8} {'peak RSS MB':>12} {'kept':>6} {'rc':>3}")
     for name, r in results.items():
         print(
