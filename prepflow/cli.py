@@ -108,10 +108,18 @@ def run(
     ] = None,
     set_: SetOpt = None,
     shard_rows: Annotated[
-        int | None, typer.Option(help="Rows per shard (unit of resume and parallelism).")
+        int | None,
+        typer.Option(
+            help="Rows per shard, the unit of resume and parallelism (default: 64 with LLM "
+            "steps; else 50,000, or a quarter of an input smaller than that, 1,000 at least)."
+        ),
     ] = None,
     workers: Annotated[
-        int, typer.Option(help="Worker processes for CPU-heavy steps (0: one per core).")
+        int,
+        typer.Option(
+            help="Parallel shards (0: one per core); CPU-heavy steps use worker processes "
+            "once the input holds 50,000 rows or more, threads below that."
+        ),
     ] = 0,
     on_bad_input: Annotated[
         str, typer.Option(help="'stop' at the first malformed record, or 'quarantine' it.")

@@ -37,6 +37,10 @@ from prepflow.data.runstore import INPUT_STEP, RunStore, ShardRecord
 from prepflow.engine.compiler import CompiledStep, Plan, import_user_modules
 from prepflow.engine.steprun import ShardJob, apply, run_async, run_sync, stats_of, write_result
 
+#: Estimated input rows from which CPU-heavy steps run in worker processes (when there are
+#: several workers and shards); a default shard's worth.
+PROCESS_MIN_ROWS = 50_000
+
 
 @dataclass
 class ExecOptions:
@@ -129,8 +133,13 @@ class Executor:
         self.quarantined = 0
         self.workers = options.resolved_workers()
         # no more worker processes than shards: a process per idle core only costs start-up time
-        expected_shards = -(-source.estimate_rows() // options.shard_rows)
+        estimated_rows = source.estimate_rows()
+        expected_shards = -(-estimated_rows // options.shard_rows)
         self.pool_size = max(1, min(self.workers, expected_shards))
+        # a worker process costs ~1 s of start-up and ~200 MB: worth it once there is at least a
+        # full default shard of work; below that the shards share threads (the Arrow and numpy
+        # kernels that do most text work release the GIL)
+        self.processes = self.pool_size > 1 and estimated_rows >= PROCESS_MIN_ROWS
         self._pool: cf.Executor | None = None
         self._threads = cf.ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="prepflow"
@@ -171,11 +180,11 @@ class Executor:
         return op
 
     def _use_processes(self, steps: list[CompiledStep]) -> bool:
-        """CPU-heavy steps run in worker processes when there is parallelism to gain (more than
-        one worker and more than one shard): one process would only add its start-up (~1 s of
-        imports) and pickling. Operators defined in ``__main__`` or a function cannot be
-        imported by a worker, so they stay in threads."""
-        if self.pool_size == 1 or not any(s.op.cpu_heavy for s in steps):
+        """CPU-heavy steps run in worker processes when there is parallelism to gain (several
+        workers and shards) and enough work to pay for their start-up (see ``processes``).
+        Operators defined in ``__main__`` or a function cannot be imported by a worker, so
+        they stay in threads."""
+        if not self.processes or not any(s.op.cpu_heavy for s in steps):
             return False
         return all(
             type(s.op).__module__ != "__main__" and "<locals>" not in type(s.op).__qualname__

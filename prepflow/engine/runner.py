@@ -26,6 +26,19 @@ from prepflow.engine.spec import PipelineSpec, load_yaml
 
 DEFAULT_SHARD_ROWS = 50_000
 DEFAULT_LLM_SHARD_ROWS = 64  # LLM rows are slow and costly: resume at a fine grain
+#: An input smaller than one default shard is cut into this many shards (of at least
+#: MIN_AUTO_SHARD_ROWS rows), so that several cores share it. It depends on the input only, not
+#: on the machine, so a run resumes with the same shards anywhere.
+SMALL_INPUT_SHARDS = 4
+MIN_AUTO_SHARD_ROWS = 1_000
+
+
+def default_shard_rows(estimated_rows: int, needs_llm: bool) -> int:
+    """Rows per shard when neither the caller nor the pipeline sets them."""
+    if needs_llm:
+        return DEFAULT_LLM_SHARD_ROWS
+    spread = -(-estimated_rows // SMALL_INPUT_SHARDS)
+    return min(DEFAULT_SHARD_ROWS, max(MIN_AUTO_SHARD_ROWS, spread))
 
 
 def run_pipeline(
@@ -57,7 +70,7 @@ def run_pipeline(
     rows = int(
         shard_rows
         or spec.settings.get("shard_rows")
-        or (DEFAULT_LLM_SHARD_ROWS if needs_llm else DEFAULT_SHARD_ROWS)
+        or default_shard_rows(source.estimate_rows(), needs_llm)
     )
     if rows < 1:
         raise ConfigError(f"shard_rows must be >= 1, not {rows}")

@@ -308,3 +308,24 @@ def test_input_with_reserved_id_column_is_a_clear_error(tmp_path: Path) -> None:
             run_dir=tmp_path / "r",
             progress=False,
         )
+
+
+def test_default_shards_spread_a_small_input_and_cap_a_large_one(tmp_path: Path) -> None:
+    from prepflow.engine.runner import default_shard_rows
+
+    assert default_shard_rows(300, needs_llm=False) == 1_000  # one shard: too small to split
+    assert default_shard_rows(5_953, needs_llm=False) == 1_489  # four shards share the cores
+    assert default_shard_rows(10_000_000, needs_llm=False) == 50_000
+    assert default_shard_rows(5_953, needs_llm=True) == 64  # LLM rows resume at a fine grain
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"row {i}"} for i in range(6_000)])
+    rep = run_pipeline(
+        load_yaml(pipeline_yaml(min_len=0)),
+        input=src,
+        output=tmp_path / "out.jsonl",
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert rep.shards == 4
+    assert [r["text"] for r in read_jsonl(tmp_path / "out.jsonl")] == [
+        f"ROW {i}" for i in range(6_000)
+    ]
