@@ -22,6 +22,16 @@ def test_every_step_is_a_registered_operator_with_valid_params():
     assert names[-3:] == ["TextExactDedup", "MinHashDedup", "PiiRedactor"]
 
 
+def test_the_shipped_lsh_bands_are_the_derived_optimum():
+    """The pipeline spells out bands/rows to skip the search; they must be what it would find."""
+    from prepflow.operators.text._minhash import optimal_bands
+
+    step = next(s for s in load_yaml("text-pretrain-clean").steps if s.op == "MinHashDedup")
+    p = registry.get("MinHashDedup")(**step.params).params
+    derived = optimal_bands(p.threshold, p.num_perm, p.false_negative_weight)
+    assert (p.bands, p.rows) == derived
+
+
 def test_runs_on_real_corpora_and_accounts_for_every_row(shared_data, tmp_path):
     rows = []
     for path in sorted((shared_data / "corpora").glob("*.jsonl")):
