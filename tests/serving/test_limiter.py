@@ -1,4 +1,4 @@
-"""AdaptiveLimiter: bounded slots, FIFO hand-over, AIMD on push-back, Retry-After pauses."""
+"""AdaptiveLimiter: bounded slots, FIFO hand-over, AIMD on sustained push-back, Retry-After pauses."""
 
 from __future__ import annotations
 
@@ -94,3 +94,20 @@ def test_cancelled_waiter_leaks_no_slot():
 def test_bounds_are_checked():
     with pytest.raises(ValueError, match="minimum"):
         AdaptiveLimiter(2, minimum=3)
+
+
+def test_sporadic_pushback_neither_shrinks_nor_pauses_but_sustained_pushback_does():
+    async def main() -> None:
+        lim = AdaptiveLimiter(32)
+        for i in range(200):  # 1 answer in 20 is a 429: 5% is below the tolerance
+            lim.release(await lim.acquire(), ok=i % 20 != 7, pushback=i % 20 == 7, retry_after=5)
+        assert (lim.cap, lim.overloaded) == (32, False)
+        start = time.monotonic()
+        await asyncio.wait_for(lim.acquire(), 1)  # no Retry-After pause either
+        assert time.monotonic() - start < 0.1
+        lim.release(0, ok=True)
+        for _ in range(10):  # then most answers are 429s: back off
+            lim.release(await lim.acquire(), ok=False, pushback=True)
+        assert lim.overloaded and lim.cap < 32
+
+    asyncio.run(main())
