@@ -14,6 +14,10 @@ DEFAULT_KEY_ENVS = ("PREPFLOW_API_KEY", "OPENAI_API_KEY")
 PRICE_KEYS = frozenset({"input_per_1m", "output_per_1m"})
 
 
+#: Requests a launched local server decodes at once (``launch.n_parallel``) unless told.
+DEFAULT_SERVER_SLOTS = 4
+
+
 class ServingConfig(BaseModel):
     """Where LLM requests go. Local backends (``llamacpp``, ``vllm``, ``sglang``) are launched on
     loopback; ``openai`` reaches any OpenAI-compatible URL; ``test`` starts the scripted test server
@@ -37,7 +41,12 @@ class ServingConfig(BaseModel):
         "then OPENAI_API_KEY",
     )
     embedding_model: str | None = Field(None, description="model for embeddings (default: model)")
-    concurrency: int = Field(32, ge=1, description="most requests in flight at once")
+    concurrency: int = Field(
+        32,
+        ge=1,
+        description="most requests in flight at once (llamacpp, when not set: its server "
+        "slots, launch.n_parallel)",
+    )
     timeout_s: float = Field(120, gt=0, description="seconds to wait for one answer")
     max_retries: int = Field(
         5, ge=0, description="retries of a request on 429, 5xx, timeouts, connection errors"

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from prepflow.core.errors import ConfigError
-from prepflow.serving import ServingConfig, open_serving
+from prepflow.serving import ServingConfig, client_concurrency, open_serving
 from prepflow.serving.cache import CACHE_FILE
 from prepflow.serving.testing import ScriptedServer
 
@@ -129,3 +129,10 @@ def test_import_prepflow_serving_is_light():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_embedded_server_gets_as_many_requests_as_it_has_slots_unless_told():
+    assert client_concurrency(ServingConfig(backend="llamacpp")) == 4  # the launcher's default
+    assert client_concurrency(ServingConfig(backend="llamacpp", launch={"n_parallel": 2})) == 2
+    assert client_concurrency(ServingConfig(backend="llamacpp", concurrency=9)) == 9
+    assert client_concurrency(ServingConfig(backend="openai")) == 32

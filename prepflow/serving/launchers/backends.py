@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from prepflow.core.errors import ConfigError
+from prepflow.serving.config import DEFAULT_SERVER_SLOTS
 from prepflow.serving.launchers.process import LaunchError
 
 LLAMACPP_SERVER = Path(__file__).with_name("llamacpp_server.py")
@@ -32,7 +33,9 @@ class LaunchOptions(BaseModel):
 
     threads: int | None = Field(None, ge=1, description="CPU threads; default: physical cores")
     ctx_size: int = Field(4096, ge=16, description="context tokens (prompt + output) per request")
-    n_parallel: int = Field(4, ge=1, description="requests decoded together (server slots)")
+    n_parallel: int = Field(
+        DEFAULT_SERVER_SLOTS, ge=1, description="requests decoded together (server slots)"
+    )
     gpu_layers: int | None = Field(None, description="layers offloaded to a GPU (llamacpp)")
     embeddings: bool = Field(
         False,
