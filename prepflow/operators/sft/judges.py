@@ -165,8 +165,8 @@ class ResponseRewriter(LLMOperator):
         for name in ("score", "response"):
             if row.get(self.col(name)) is None:
                 raise ValueError(f"column {self.col(name)!r} is null")
-        if row[self.col("score")] >= self.params.below:
-            return self.checked_parse(row, None)
+        if row[self.col("score")] >= self.params.below:  # no model answer to parse or forget
+            return self.check_output(self.parse(row, None))
         return await super().arun_row(row)
 
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
