@@ -352,6 +352,17 @@ def prepflow_cmd(
     return cmd + (["--fresh"] if fresh else [])
 
 
+def run_pinned(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``cmd`` on the tools' CPU; (the finished process, wall seconds). Its output's tail is
+    printed when it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pinned)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+    return proc, wall
+
+
 def _pinned() -> None:
     _pin(0)
 
@@ -371,16 +382,7 @@ def run_prepflow(
     run = WORK / name
     sets = [*overrides, *([f"serving.concurrency={concurrency}"] if concurrency else [])]
     server.ask("reset")
-    start = time.perf_counter()
-    proc = subprocess.run(
-        prepflow_cmd(source, run, server.url, sets, fresh=True),
-        capture_output=True,
-        text=True,
-        preexec_fn=_pinned,
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+    proc, wall = run_pinned(prepflow_cmd(source, run, server.url, sets, fresh=True))
     report = json.loads((run / "report.json").read_text())
     return {
         "wall": wall,
@@ -429,12 +431,9 @@ def run_dataflow(python: Path, server: Server, source: Path, workers: int) -> di
     server.ask("reset")
     cmd = [str(python), str(DATAFLOW_RUNNER), str(source), str(work), server.url]
     cmd += [str(TOKENIZER_DIR), "--workers", str(workers)]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pinned)
-    wall = time.perf_counter() - start
+    proc, wall = run_pinned(cmd)
     (work / "log.txt").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"DataFlow run failed (log in {work / 'log.txt'})")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"wall": wall, **out, "server": server.ask("stats")}
@@ -483,16 +482,7 @@ def kill_and_resume(args: argparse.Namespace, source: Path) -> dict[str, Any]:
         proc.wait()
         time.sleep(args.latency + 0.2)  # let the server finish what was in flight
         at_kill = sum(1 for _, at, _ in server.ask("records") if at <= t_kill)
-        start = time.perf_counter()
-        resumed = subprocess.run(
-            prepflow_cmd(source, run, server.url, [], fresh=False),
-            capture_output=True,
-            text=True,
-            preexec_fn=_pinned,
-        )
-        resume_wall = time.perf_counter() - start
-        if resumed.returncode != 0:
-            print(resumed.stdout[-2000:], resumed.stderr[-3000:], file=sys.stderr)
+        resumed, resume_wall = run_pinned(prepflow_cmd(source, run, server.url, [], fresh=False))
         stats, records = server.ask("stats"), server.ask("records")
         report = json.loads((run / "report.json").read_text())
         server.ask("reset")

@@ -124,22 +124,12 @@ def count_lines(paths: list[Path]) -> int:
     return total
 
 
-def run_prepflow(source: Path, workers: int) -> dict:
-    out = WORK / "prepflow" / "output.jsonl"
-    cmd = [
-        str(REPO / ".venv" / "bin" / "prepflow"),
-        "run",
-        "text-pretrain-clean",
-        "-i",
-        str(source),
-        "-o",
-        str(out),
-        "--run-dir",
-        str(WORK / "prepflow" / "run"),
-        "--fresh",
-        "--workers",
-        str(workers),
-    ]
+def run_prepflow(source: Path, workers: int, pipeline: str = "text-pretrain-clean") -> dict:
+    """``prepflow run PIPELINE`` on ``source``, its files under .bench/.../<pipeline stem>."""
+    work = WORK / Path(pipeline).stem
+    out = work / "output.jsonl"
+    cmd = [str(REPO / ".venv" / "bin" / "prepflow"), "run", pipeline, "-i", str(source),
+           "-o", str(out), "--run-dir", str(work / "run"), "--fresh", "--workers", str(workers)]  # fmt: skip
     wall, rss, rc = measure(cmd)
     return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines([out])}
 
@@ -148,23 +138,7 @@ def run_engine_floor(source: Path, workers: int) -> dict:
     """The same run with a single cheap step (WhitespaceNormalizer): the engine's fixed cost."""
     spec = WORK / "one-step.yaml"
     spec.write_text("name: one-step\nsteps:\n  - op: WhitespaceNormalizer\n")
-    out = WORK / "one-step" / "output.jsonl"
-    cmd = [
-        str(REPO / ".venv" / "bin" / "prepflow"),
-        "run",
-        str(spec),
-        "-i",
-        str(source),
-        "-o",
-        str(out),
-        "--run-dir",
-        str(WORK / "one-step" / "run"),
-        "--fresh",
-        "--workers",
-        str(workers),
-    ]
-    wall, rss, rc = measure(cmd)
-    return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines([out])}
+    return run_prepflow(source, workers, str(spec))
 
 
 def run_dataflow(source: Path) -> dict:
