@@ -2,7 +2,9 @@
 
 1. Builds a held-out input from ../shared/data/corpora (English and Chinese): a seeded sample of
    documents plus planted near-duplicates (a copy with a few words changed).
-2. Runs `prepflow run text-pretrain-clean` on it (`--prepflow-workers`, default 2).
+2. Runs `prepflow run text-pretrain-clean` on it (`--prepflow-workers`, default 2), installed
+   as its users would install it for this job (.bench/prepflow-text: `pip install -e '.[text]'`),
+   and as `prepflow-dev` from the repository's .venv (every extra, pandas among them).
 3. Runs DataFlow's shipped `PTTextFilter_CPUPipeline` in its own virtualenv (.bench/dataflow,
    PyPI `open-dataflow` with the CPU torch wheel; installed on first use).
 4. Runs datatrove (.bench/datatrove, PyPI `datatrove`) with FineWeb's filters (fastText LID,
@@ -124,12 +126,28 @@ def count_lines(paths: list[Path]) -> int:
     return total
 
 
-def run_prepflow(source: Path, workers: int, pipeline: str = "text-pretrain-clean") -> dict:
+def prepflow_bin(venv: str) -> str:
+    """The ``prepflow`` command of ``venv``: "text" is .bench/prepflow-text, prepflow installed
+    with only the extra this pipeline needs (``pip install -e '.[text]'``); "dev" is the
+    repository's .venv, with every extra (there ``datasets`` brings pandas, which pyarrow then
+    imports on its first conversion: 0.2-0.3 s more per run)."""
+    if venv == "dev":
+        python = REPO / ".venv" / "bin" / "python"
+    else:
+        python = ensure_venv("prepflow-text", ["-e", f"{REPO}[text]"])
+    # byte-compiled as an install leaves it (PYTHONDONTWRITEBYTECODE may be set here)
+    subprocess.run([str(python), "-m", "compileall", "-q", str(REPO / "prepflow")], check=True)
+    return str(python.parent / "prepflow")
+
+
+def run_prepflow(
+    source: Path, workers: int, pipeline: str = "text-pretrain-clean", venv: str = "text"
+) -> dict:
     """``prepflow run PIPELINE`` on ``source``, its files under .bench/.../<pipeline stem>."""
     work = WORK / Path(pipeline).stem
     out = work / "output.jsonl"
-    cmd = [str(REPO / ".venv" / "bin" / "prepflow"), "run", pipeline, "-i", str(source),
-           "-o", str(out), "--run-dir", str(work / "run"), "--fresh", "--workers", str(workers)]  # fmt: skip
+    cmd = [prepflow_bin(venv), "run", pipeline, "-i", str(source), "-o", str(out),
+           "--run-dir", str(work / "run"), "--fresh", "--workers", str(workers)]  # fmt: skip
     wall, rss, rc = measure(cmd)
     return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines([out])}
 
@@ -260,7 +278,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=5200)
     parser.add_argument("--dups", type=int, default=753)
     parser.add_argument(
-        "--only", choices=["prepflow", "one-step", "dataflow", "datatrove"], action="append"
+        "--only",
+        choices=["prepflow", "prepflow-dev", "one-step", "dataflow", "datatrove"],
+        action="append",
     )
     parser.add_argument("--prepflow-workers", type=int, default=2)
     parser.add_argument(
@@ -285,6 +305,7 @@ def main() -> None:
     )
     runners = {
         "prepflow": lambda: run_prepflow(plain, args.prepflow_workers),
+        "prepflow-dev": lambda: run_prepflow(plain, args.prepflow_workers, venv="dev"),
         "one-step": lambda: run_engine_floor(plain, args.prepflow_workers),
         "dataflow": lambda: run_dataflow(dataflow_input),
         "datatrove": lambda: run_datatrove(shards),
@@ -294,10 +315,10 @@ def main() -> None:
         for name, fn in runners.items()
         if not args.only or name in args.only
     }
-    print(f"{'tool':<10} {'docs/s':>9} {'wall s':>8} {'peak RSS MB':>12} {'kept':>6} {'rc':>3}")
+    print(f"{'tool':<12} {'docs/s':>9} {'wall s':>8} {'peak RSS MB':>12} {'kept':>6} {'rc':>3}")
     for name, r in results.items():
         print(
-            f"{name:<10} {n / r['wall']:>9.0f} {r['wall']:>8.1f} {r['rss']:>12.0f} "
+            f"{name:<12} {n / r['wall']:>9.0f} {r['wall']:>8.1f} {r['rss']:>12.0f} "
             f"{r['kept']:>6} {r['rc']:>3}"
         )
     if args.in_process:

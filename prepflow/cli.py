@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -322,6 +324,10 @@ def _print_summary(report: Any) -> None:
 
 
 def main() -> None:
+    # Last at exit: hide every object from the garbage collector, so the interpreter's final
+    # collections skip what pyarrow, pydantic and loaded models allocated (~0.15 s per
+    # command, for memory the process gives back anyway). Other exit handlers run before it.
+    atexit.register(gc.freeze)
     app()
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from prepflow.data.writers import write_table_atomic
 
@@ -38,6 +39,14 @@ INPUT_STEP = "00-input"
 def shard_file(run_dir: Path, kind: str, step_dir: str, shard: int) -> Path:
     """Where a shard lives; ``kind`` is one of steps, dropped, failures."""
     return run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
+
+
+def read_shard(path: Path) -> pa.Table:
+    """One shard file as a table. ``ParquetFile`` reads a single file without ``pq.read_table``'s
+    dataset layer, whose import (``pyarrow.dataset``, which pulls in pandas when installed)
+    costs 0.05-0.3 s per process."""
+    with pq.ParquetFile(path) as f:
+        return f.read()
 
 
 def write_shard_file(

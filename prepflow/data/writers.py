@@ -34,9 +34,11 @@ from prepflow.data.schema import conform, json_text, unify_schemas
 _READ_ROWS = 65536  # rows per batch read back from a shard
 
 
-#: Intermediate shards are read back only by the engine: skipping dictionary encoding and column
-#: statistics makes writing them 2-4x faster, which is most of a trivial step's cost.
-FAST_SHARD_OPTIONS = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+#: Intermediate shards are read back only by the engine, once or twice, from the same disk: without
+#: compression, dictionary encoding and column statistics they are written 4x faster (lz4 alone
+#: cost 3 of every 4 ms of a 1,500-document shard), at about their in-memory size on disk. The
+#: final output is compressed.
+FAST_SHARD_OPTIONS = {"compression": "none", "use_dictionary": False, "write_statistics": False}
 
 
 def write_table_atomic(

@@ -28,12 +28,11 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from prepflow.core.errors import InputError, PrepflowError
 from prepflow.core.operator import ID, Operator
 from prepflow.data.readers import BadRecord, Source
-from prepflow.data.runstore import INPUT_STEP, RunStore, ShardRecord
+from prepflow.data.runstore import INPUT_STEP, RunStore, ShardRecord, read_shard
 from prepflow.engine.compiler import CompiledStep, Plan, import_user_modules
 from prepflow.engine.steprun import ShardJob, apply, run_async, run_sync, stats_of, write_result
 
@@ -296,7 +295,7 @@ class Executor:
         if mode == "async":
             op = self._main_op(todo[0])
             results = await run_async(
-                job, op, lambda p: loop.run_in_executor(self._threads, pq.read_table, p)
+                job, op, lambda p: loop.run_in_executor(self._threads, read_shard, p)
             )
         else:
             pool = self._pool_for(todo)
@@ -340,13 +339,13 @@ class Executor:
         observe_s = []  # the passes' time is the step's time too: charge it to each shard
         for k in shards:
             t0 = time.perf_counter()
-            op.observe(pq.read_table(self._input_path(step.index, k)))
+            op.observe(read_shard(self._input_path(step.index, k)))
             observe_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         op.finalize()
         finalize_share = (time.perf_counter() - t0) / max(1, self.n_shards)
         for k in shards:
-            batch = pq.read_table(self._input_path(step.index, k))
+            batch = read_shard(self._input_path(step.index, k))
             t0 = time.perf_counter() - observe_s[k] - finalize_share
             result = apply(op, batch)
             stats = stats_of(op, batch, result, time.perf_counter() - t0).to_dict()

@@ -14,7 +14,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from prepflow.core.errors import PrepflowError
 from prepflow.core.operator import (
@@ -26,7 +25,7 @@ from prepflow.core.operator import (
     StepStats,
     failure_rows,
 )
-from prepflow.data.runstore import write_shard_file
+from prepflow.data.runstore import read_shard, write_shard_file
 
 MAX_REASON_KEYS = 50
 #: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
@@ -142,7 +141,7 @@ def write_result(run_dir: Path, step_dir: str, shard: int, result: Result) -> No
 
 def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
     """Run a shard through sync steps, writing each step's files; returns per-step stats dicts."""
-    batch = pq.read_table(job.source)
+    batch = read_shard(job.source)
     out = []
     for (index, step_dir), op in zip(job.steps, ops, strict=True):
         t0 = time.perf_counter()

@@ -89,6 +89,9 @@ class LanguageId(EvaluateOperator):
             description="Characters read from the start of each document (cost grows with it).",
         )
 
+    def setup(self, ctx: Any) -> None:
+        _fasttext() if self.params.backend == "fasttext" else _py3langid()
+
     def process(self, batch: pa.Table) -> pa.Table:
         texts = batch.column(self.col("text")).combine_chunks()
         langs, scores = identify(texts, self.params.backend, self.params.max_chars)

@@ -7,7 +7,7 @@ where a library is the honest tool (HTML entities, ftfy), and then only on the r
 from __future__ import annotations
 
 import html
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -188,6 +188,9 @@ class UnicodeFixer(TextRefiner):
         normalization: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = Field(
             "NFC", description="Unicode normal form to apply (ftfy default: NFC)."
         )
+
+    def setup(self, ctx: Any) -> None:
+        import ftfy  # noqa: F401  (0.1 s: here, once per process, not inside the first batch)
 
     def rewrite(self, texts: pa.Array) -> pa.Array:
         import ftfy
