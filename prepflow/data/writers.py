@@ -23,7 +23,6 @@ from typing import IO
 import fsspec
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -144,6 +143,8 @@ def _write_json(sink: IO[bytes], batches: Iterator[pa.Table], *, array: bool) ->
 def _write_csv(
     sink: IO[bytes], schema: pa.Schema, batches: Iterator[pa.Table], delimiter: str
 ) -> int:
+    import pyarrow.csv as pa_csv  # only for CSV outputs
+
     nested = {f.name for f in schema if pa.types.is_nested(f.type)}
     text_schema = pa.schema([f.with_type(pa.string()) if f.name in nested else f for f in schema])
     rows = 0

@@ -66,3 +66,47 @@ def test_duplicate_operator_name_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="'TUpper' is taken"):
         type("TUpper", (FilterOperator,), {"__doc__": "x", "__module__": "elsewhere"})
+
+
+def test_operator_index_names_the_module_of_every_builtin_operator() -> None:
+    from prepflow.core.registry import builtin_index
+    from prepflow.operators._index import MODULES
+
+    assert builtin_index() == MODULES, (
+        "prepflow/operators/_index.py is out of date: run "
+        "python -c 'from prepflow.core.registry import write_index; write_index()'"
+    )
+
+
+def _fresh_interpreter(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_lookup_by_name_imports_only_the_defining_module() -> None:
+    out = _fresh_interpreter(
+        "import sys\n"
+        "from prepflow.core.registry import registry\n"
+        "cls = registry.get('GopherQualityFilter')\n"
+        "print(cls.__module__, 'UnicodeFixer' in registry, registry._loaded,\n"
+        "      sorted(m for m in sys.modules if m.startswith('prepflow.operators.') and '._' not in m))"
+    )
+    assert out == (
+        "prepflow.operators.text.heuristics True False "
+        "['prepflow.operators.text', 'prepflow.operators.text.heuristics', "
+        "'prepflow.operators.text.refiners']"
+    )
+
+
+def test_stale_index_entry_falls_back_to_loading_every_module() -> None:
+    out = _fresh_interpreter(
+        "import prepflow.operators._index as index\n"
+        "index.MODULES['GopherQualityFilter'] = 'prepflow.operators.general.llm'\n"
+        "from prepflow.core.registry import registry\n"
+        "print(registry.get('GopherQualityFilter').__module__, registry._loaded)"
+    )
+    assert out == "prepflow.operators.text.heuristics True"
