@@ -212,6 +212,16 @@ class Operator:
         """Global operators: first pass over every batch, in order, before ``run_batch``."""
         raise NotImplementedError
 
+    def summarize(self, batch: pa.Table) -> Any:
+        """Global operators: the part of ``observe`` that reads ``batch`` but not the operator's
+        state (fingerprints, signatures), so the engine runs it for several shards at once;
+        ``absorb`` then takes the results one by one, in shard order. Default: the batch."""
+        return batch
+
+    def absorb(self, summary: Any) -> None:
+        """Global operators: fold one ``summarize`` result into the state (default: observe)."""
+        self.observe(summary)
+
     def finalize(self) -> None:
         """Global operators: called once after the last ``observe``."""
 

@@ -16,12 +16,13 @@ recomputed for every shard.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,7 +328,11 @@ class Executor:
             sem.release()
 
     def _run_global(self, step: CompiledStep) -> None:
-        """Observe every shard in order, then process each (in a thread: keeps the loop free)."""
+        """Observe every shard in order, then process each (in a thread: keeps the loop free).
+
+        The shards are read and summarized (``Operator.summarize``: fingerprints, signatures)
+        a few at a time on the worker threads; only ``absorb`` runs one shard after another.
+        """
         shards = range(self.n_shards)
         if not any(self.dirty.get(k) for k in shards) and all(
             self._done(step.index, step.fingerprint, step.dirname, k) for k in shards
@@ -336,17 +341,24 @@ class Executor:
                 self._resumed(step.index, k)
             return
         op = self._main_op(step)
-        observe_s = []  # the passes' time is the step's time too: charge it to each shard
-        for k in shards:
+        spent = [0.0] * self.n_shards  # the passes' time is the step's time too: charge each shard
+
+        def summarize(k: int) -> Any:
             t0 = time.perf_counter()
-            op.observe(read_shard(self._input_path(step.index, k)))
-            observe_s.append(time.perf_counter() - t0)
+            summary = op.summarize(read_shard(self._input_path(step.index, k)))
+            spent[k] += time.perf_counter() - t0
+            return summary
+
+        for k, summary in enumerate(_in_order(self._threads, summarize, shards, self.workers)):
+            t0 = time.perf_counter()
+            op.absorb(summary)
+            spent[k] += time.perf_counter() - t0
         t0 = time.perf_counter()
         op.finalize()
         finalize_share = (time.perf_counter() - t0) / max(1, self.n_shards)
         for k in shards:
             batch = read_shard(self._input_path(step.index, k))
-            t0 = time.perf_counter() - observe_s[k] - finalize_share
+            t0 = time.perf_counter() - spent[k] - finalize_share
             result = apply(op, batch)
             stats = stats_of(op, batch, result, time.perf_counter() - t0).to_dict()
             write_result(self.store.dir, step.dirname, k, result)
@@ -406,6 +418,19 @@ class Executor:
                     for f in root.glob("shard-*.parquet"):
                         if int(f.stem.split("-")[1]) >= self.n_shards:
                             f.unlink()
+
+
+def _in_order(
+    pool: cf.Executor, fn: Callable[[int], Any], items: Iterable[int], window: int
+) -> Iterator[Any]:
+    """``fn`` of each item on ``pool``, at most ``window`` at once, results in item order."""
+    pending: collections.deque[cf.Future[Any]] = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= max(1, window):
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 async def _gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:

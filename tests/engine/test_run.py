@@ -329,3 +329,23 @@ def test_default_shards_spread_a_small_input_and_cap_a_large_one(tmp_path: Path)
     assert [r["text"] for r in read_jsonl(tmp_path / "out.jsonl")] == [
         f"ROW {i}" for i in range(6_000)
     ]
+
+
+def test_global_step_summarizes_shards_at_once_and_absorbs_them_in_order(
+    tmp_path: Path,
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"row {i}"} for i in range(40)])
+    spec = load_yaml(f'name: g\nimports: ["{TESTOPS}"]\nsteps:\n  - {{op: TTracedGlobal}}\n')
+    rep = run_pipeline(
+        spec,
+        input=src,
+        output=tmp_path / "out.jsonl",
+        run_dir=tmp_path / "run",
+        shard_rows=10,
+        workers=2,
+        progress=False,
+    )
+    trace = json.loads((tmp_path / "run" / "global_trace.json").read_text())
+    assert trace["absorbed"] == [0, 10, 20, 30]  # shard order, though shard 0 finished last
+    assert trace["most"] == 2  # two summaries at a time with two workers, never more
+    assert rep.output_rows == 40

@@ -89,3 +89,44 @@ class TPid(GenerateOperator):
         return batch.append_column(
             self.col("pid"), pa.array([os.getpid()] * batch.num_rows, pa.int64())
         )
+
+
+class TTracedGlobal(FilterOperator):
+    """A global filter that keeps every row and writes, at finalize, the order in which shards
+    were absorbed and how many ``summarize`` calls ran at once (``global_trace.json``)."""
+
+    domain = "test"
+    is_global = True
+
+    class Params(Params):
+        sleep_s: float = Field(0.05, description="seconds each summarize takes (first: 3x)")
+
+    def setup(self, ctx) -> None:
+        import threading
+
+        self._trace = ctx.run_dir / "global_trace.json"
+        self._lock = threading.Lock()
+        self._running = 0
+        self._most = 0
+        self._absorbed: list[int] = []
+
+    def summarize(self, batch: pa.Table) -> int:
+        first = batch.column("_id")[0].as_py()
+        with self._lock:
+            self._running += 1
+            self._most = max(self._most, self._running)
+        time.sleep(self.params.sleep_s * (3 if first == 0 else 1))  # the first finishes last
+        with self._lock:
+            self._running -= 1
+        return first
+
+    def absorb(self, summary: int) -> None:
+        self._absorbed.append(summary)
+
+    def finalize(self) -> None:
+        import json
+
+        self._trace.write_text(json.dumps({"absorbed": self._absorbed, "most": self._most}))
+
+    def keep(self, batch: pa.Table):
+        return pa.repeat(pa.scalar(True), batch.num_rows)

@@ -88,16 +88,29 @@ class _GlobalTextDedup(FilterOperator):
         self._verdict: _Verdict | None = None
 
     def observe(self, batch: pa.Table) -> None:
+        self.absorb(self.summarize(batch))
+
+    def summarize(self, batch: pa.Table) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """The batch's row keys and (keys, fingerprints) of its rows that have one."""
+        texts = text_column(batch, self.col("text"), self.name)
+        keys = row_keys(batch.column(ID))
+        parts = [
+            self._fingerprints(keys[i : i + _CHUNK_ROWS], texts.slice(i, _CHUNK_ROWS))
+            for i in range(0, len(keys), _CHUNK_ROWS)
+        ]
+        return keys, parts
+
+    def absorb(self, summary: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]) -> None:
         if self._verdict is not None:
             raise OperatorContractError(f"{self.name}: observe() called after finalize()")
         if self._observed is None:
             self._observed = []
             self._start()
-        texts = text_column(batch, self.col("text"), self.name)
-        keys = row_keys(batch.column(ID))
+        keys, parts = summary
         self._observed.append(keys)
-        for i in range(0, len(keys), _CHUNK_ROWS):
-            self._observe(keys[i : i + _CHUNK_ROWS], texts.slice(i, _CHUNK_ROWS))
+        for fingerprinted, values in parts:
+            self._keys.append(fingerprinted)
+            self._values.append(values)
 
     def finalize(self) -> None:
         if self._verdict is not None:
@@ -136,10 +149,11 @@ class _GlobalTextDedup(FilterOperator):
     # ---- what each dedup implements ----------------------------------------------------------
 
     def _start(self) -> None:
-        """Reset the fingerprint state before the first ``observe``."""
+        """Reset the fingerprint state (``_keys`` and ``_values`` lists) before the first batch."""
         raise NotImplementedError
 
-    def _observe(self, keys: np.ndarray, texts: pa.Array) -> None:
+    def _fingerprints(self, keys: np.ndarray, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(keys of the rows that have a fingerprint, one fingerprint row each); no state."""
         raise NotImplementedError
 
     def _resolve(self) -> _Verdict:
@@ -216,9 +230,9 @@ class TextExactDedup(_GlobalTextDedup):
 
     def _start(self) -> None:
         self._keys = [np.zeros(0, np.int64)]
-        self._digests = [np.zeros((0, self.params.hash_bits // 64), np.uint64)]
+        self._values = [np.zeros((0, self.params.hash_bits // 64), np.uint64)]
 
-    def _observe(self, keys: np.ndarray, texts: pa.Array) -> None:
+    def _fingerprints(self, keys: np.ndarray, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         norm = normalise(
             texts,
@@ -232,13 +246,12 @@ class TextExactDedup(_GlobalTextDedup):
         raw = b"".join(
             digest(s) for s in norm.filter(pa.array(present)).cast(pa.binary()).to_pylist()
         )
-        self._keys.append(keys[present])
-        self._digests.append(np.frombuffer(raw, np.uint64).reshape(-1, p.hash_bits // 64))
+        return keys[present], np.frombuffer(raw, np.uint64).reshape(-1, p.hash_bits // 64)
 
     def _resolve(self) -> _Verdict:
         keys = np.concatenate(self._keys)
-        digests = np.concatenate(self._digests)
-        self._keys, self._digests = [], []
+        digests = np.concatenate(self._values)
+        self._keys, self._values = [], []
         order = np.lexsort([keys, *digests.T[::-1]])  # by digest, then key
         keys, digests = keys[order], digests[order]
         head = np.ones(len(keys), bool)
@@ -355,9 +368,9 @@ class MinHashDedup(_GlobalTextDedup):
 
     def _start(self) -> None:
         self._keys = [np.zeros(0, np.int64)]
-        self._sigs = [np.zeros((0, self.params.num_perm), np.uint16)]
+        self._values = [np.zeros((0, self.params.num_perm), np.uint16)]
 
-    def _observe(self, keys: np.ndarray, texts: pa.Array) -> None:
+    def _fingerprints(self, keys: np.ndarray, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         units = (word_hashes if p.shingle == "word" else char_hashes)(texts, lowercase=p.lowercase)
         shingles = ngram_hashes(units, p.ngram)
@@ -365,12 +378,11 @@ class MinHashDedup(_GlobalTextDedup):
         has = lengths > 0
         offsets = np.zeros(int(has.sum()) + 1, np.int64)
         np.cumsum(lengths[has], out=offsets[1:])
-        self._keys.append(keys[has])
-        self._sigs.append(signatures(Ragged(shingles.values, offsets), p.num_perm, p.seed))
+        return keys[has], signatures(Ragged(shingles.values, offsets), p.num_perm, p.seed)
 
     def _resolve(self) -> _Verdict:
         keys, self._keys = np.concatenate(self._keys), []
-        sig = _stack(self._sigs)
+        sig = _stack(self._values)
         if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
             order = np.argsort(keys)
             keys, sig = keys[order], sig[order]
