@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "data" / "corpora"
 WORK = REPO / ".bench" / "text_pretrain_clean"
 BENCH = Path(__file__).resolve().parent
+PAGE = os.sysconf("SC_PAGE_SIZE")
 PY = "python3.11"
 
 
@@ -89,20 +90,31 @@ def ensure_venv(name: str, *installs: list[str]) -> Path:
     return python
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its descendants, read straight from /proc: 0.03 ms a
+    sample, against 1.5 ms for psutil's recursive ``children()`` (a scan of every process),
+    whose CPU the measured tool would share two cores with."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * PAGE
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", "rb") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):  # the process or thread ended meanwhile
+            continue
+    return total
+
+
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """(wall seconds, peak RSS of the process tree in MB, exit code)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    root = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
-        total = 0
-        try:
-            for p in [root, *root.children(recursive=True)]:
-                total += p.memory_info().rss
-        except psutil.Error:
-            pass
-        peak = max(peak, total)
+        peak = max(peak, tree_rss(proc.pid))
         time.sleep(0.02)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""

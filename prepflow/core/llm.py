@@ -240,6 +240,11 @@ class LLMOperator(Operator):
         outcomes = await asyncio.gather(*(self._outcome(row) for row in self.batch_rows(batch)))
         return self._result(batch, outcomes)
 
+    @property
+    def row_local(self) -> bool:
+        """True unless :meth:`batch_rows` is overridden to give rows context from each other."""
+        return type(self).batch_rows is LLMOperator.batch_rows
+
     def batch_rows(self, batch: pa.Table) -> list[dict[str, Any]]:
         """The rows handed to :meth:`arun_row`, one per batch row in order (override to give a
         row context from its neighbours)."""

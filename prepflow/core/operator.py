@@ -202,6 +202,12 @@ class Operator:
 
     # ---- runtime ---------------------------------------------------------------------------
 
+    @property
+    def row_local(self) -> bool:
+        """Each row's output depends on that row alone, so any slice of a batch can run on its
+        own: the engine then streams an async step's rows to the next one piece by piece."""
+        return False
+
     def setup(self, ctx: Any) -> None:
         """Called once per process before the first batch (load models, open clients)."""
 

@@ -35,11 +35,22 @@ from prepflow.core.operator import ID, Operator
 from prepflow.data.readers import BadRecord, Source
 from prepflow.data.runstore import INPUT_STEP, RunStore, ShardRecord, read_shard
 from prepflow.engine.compiler import CompiledStep, Plan, import_user_modules
-from prepflow.engine.steprun import ShardJob, apply, run_async, run_sync, stats_of, write_result
+from prepflow.engine.steprun import (
+    ShardJob,
+    apply,
+    run_async_chain,
+    run_sync,
+    stats_of,
+    write_result,
+)
 
 #: Estimated input rows from which CPU-heavy steps run in worker processes (when there are
 #: several workers and shards); a default shard's worth.
 PROCESS_MIN_ROWS = 50_000
+#: Shards in flight at once when LLM steps are present: while one shard's step waits on its
+#: slowest answer, the others' requests keep the serving busy (a shard in flight holds a few
+#: small tables and its queued requests).
+LLM_SHARDS_IN_FLIGHT = 64
 
 
 @dataclass
@@ -47,7 +58,7 @@ class ExecOptions:
     shard_rows: int = 50_000
     workers: int = 0  # 0: one per core
     on_bad_input: str = "stop"  # or "quarantine"
-    shards_in_flight: int = 0  # 0: 2 per worker, more when LLM steps are present
+    shards_in_flight: int = 0  # 0: 2 per worker, LLM_SHARDS_IN_FLIGHT with LLM steps
     progress: bool = False
 
     def resolved_workers(self) -> int:
@@ -103,9 +114,11 @@ Stage = tuple[str, list[CompiledStep]]  # ("sync" | "async" | "global", steps)
 
 
 def stages_of(steps: list[CompiledStep]) -> list[Stage]:
+    """Consecutive sync steps form one stage (one job per shard), and so do consecutive async
+    steps (rows stream from one to the next); a global step is a stage of its own."""
     stages: list[Stage] = []
     for s in steps:
-        if s.mode == "sync" and stages and stages[-1][0] == "sync":
+        if s.mode != "global" and stages and stages[-1][0] == s.mode:
             stages[-1][1].append(s)
         else:
             stages.append((s.mode, [s]))
@@ -294,27 +307,36 @@ class Executor:
         )
         loop = asyncio.get_running_loop()
         if mode == "async":
-            op = self._main_op(todo[0])
-            results = await run_async(
-                job, op, lambda p: loop.run_in_executor(self._threads, read_shard, p)
+            self.dirty[shard] = True
+
+            def on_step(position: int, stats: dict[str, Any]) -> None:
+                s = todo[position]
+                stats.pop("step")
+                self._commit(s.index, s.fingerprint, shard, stats)
+
+            await run_async_chain(
+                job,
+                [self._main_op(s) for s in todo],
+                lambda p: loop.run_in_executor(self._threads, read_shard, p),
+                on_step,
             )
+            return
+        pool = self._pool_for(todo)
+        if pool is self._threads:
+            ops = [self._main_op(s) for s in todo]
+            results = await loop.run_in_executor(pool, run_sync, job, ops)
         else:
-            pool = self._pool_for(todo)
-            if pool is self._threads:
-                ops = [self._main_op(s) for s in todo]
-                results = await loop.run_in_executor(pool, run_sync, job, ops)
-            else:
-                specs = [
-                    (
-                        s.fingerprint,
-                        type(s.op).__module__,
-                        s.op.name,
-                        s.op.params.model_dump(),
-                        s.op.bindings,
-                    )
-                    for s in todo
-                ]
-                results = await loop.run_in_executor(pool, _run_job_in_worker, job, specs)
+            specs = [
+                (
+                    s.fingerprint,
+                    type(s.op).__module__,
+                    s.op.name,
+                    s.op.params.model_dump(),
+                    s.op.bindings,
+                )
+                for s in todo
+            ]
+            results = await loop.run_in_executor(pool, _run_job_in_worker, job, specs)
         self.dirty[shard] = True
         for s, stats in zip(todo, results, strict=True):
             stats.pop("step")
@@ -360,7 +382,7 @@ class Executor:
             batch = read_shard(self._input_path(step.index, k))
             t0 = time.perf_counter() - spent[k] - finalize_share
             result = apply(op, batch)
-            stats = stats_of(op, batch, result, time.perf_counter() - t0).to_dict()
+            stats = stats_of(op, batch.num_rows, result, time.perf_counter() - t0).to_dict()
             write_result(self.store.dir, step.dirname, k, result)
             self.dirty[k] = True
             self._loop.call_soon_threadsafe(self._commit, step.index, step.fingerprint, k, stats)
@@ -379,7 +401,7 @@ class Executor:
             else:
                 phases[-1].append(st)
         in_flight = self.opts.shards_in_flight or (
-            max(8, 2 * self.workers) if self.plan.needs_llm else 2 * self.workers
+            LLM_SHARDS_IN_FLIGHT if self.plan.needs_llm else 2 * self.workers
         )
         try:
             for p, phase in enumerate(phases):

@@ -26,6 +26,11 @@ from prepflow.engine.spec import PipelineSpec, load_yaml
 
 DEFAULT_SHARD_ROWS = 50_000
 DEFAULT_LLM_SHARD_ROWS = 64  # LLM rows are slow and costly: resume at a fine grain
+#: A small LLM input is cut into this many shards (of at least MIN_LLM_SHARD_ROWS rows): a step
+#: that needs its whole input (``row_local`` false) waits for the slowest answer of its shard,
+#: and other shards' requests keep the serving busy meanwhile.
+SMALL_LLM_INPUT_SHARDS = 16
+MIN_LLM_SHARD_ROWS = 8
 #: An input smaller than one default shard is cut into this many shards (of at least
 #: MIN_AUTO_SHARD_ROWS rows), so that several cores share it. It depends on the input only, not
 #: on the machine, so a run resumes with the same shards anywhere.
@@ -36,7 +41,8 @@ MIN_AUTO_SHARD_ROWS = 1_000
 def default_shard_rows(estimated_rows: int, needs_llm: bool) -> int:
     """Rows per shard when neither the caller nor the pipeline sets them."""
     if needs_llm:
-        return DEFAULT_LLM_SHARD_ROWS
+        spread = -(-estimated_rows // SMALL_LLM_INPUT_SHARDS)
+        return min(DEFAULT_LLM_SHARD_ROWS, max(MIN_LLM_SHARD_ROWS, spread))
     spread = -(-estimated_rows // SMALL_INPUT_SHARDS)
     return min(DEFAULT_SHARD_ROWS, max(MIN_AUTO_SHARD_ROWS, spread))
 

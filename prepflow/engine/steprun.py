@@ -5,6 +5,7 @@ Used both in worker processes and in the main process, so it holds no executor s
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -85,9 +86,9 @@ def merge(results: list[Result]) -> Result:
     )
 
 
-def stats_of(op: Operator, batch: pa.Table, result: Result, seconds: float) -> StepStats:
+def stats_of(op: Operator, rows_in: int, result: Result, seconds: float) -> StepStats:
     st = StepStats(
-        rows_in=batch.num_rows,
+        rows_in=rows_in,
         rows_out=result.kept.num_rows,
         dropped=result.n_dropped,
         failed=result.n_failed,
@@ -146,20 +147,111 @@ def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
     for (index, step_dir), op in zip(job.steps, ops, strict=True):
         t0 = time.perf_counter()
         result = apply(op, batch)
-        stats = stats_of(op, batch, result, time.perf_counter() - t0)
+        stats = stats_of(op, batch.num_rows, result, time.perf_counter() - t0)
         write_result(job.run_dir, step_dir, job.shard, result)
         out.append({"step": index, **stats.to_dict()})
         batch = result.kept
     return out
 
 
-async def run_async(
-    job: ShardJob, op: Operator, read: Callable[[Path], Awaitable[pa.Table]]
-) -> list[dict[str, Any]]:
-    ((index, step_dir),) = job.steps
+#: Rows per piece when consecutive async steps stream: each piece moves on to the next step as
+#: soon as its own answers are in, so a slow answer (a 429's Retry-After, a long generation)
+#: holds back only its own piece, not the whole shard.
+STREAM_ROWS = 4
+
+Key = tuple[int, ...]  # a piece's place in its step's input: parent piece's key + its index
+
+
+async def run_async_chain(
+    job: ShardJob,
+    ops: list[Operator],
+    read: Callable[[Path], Awaitable[pa.Table]],
+    on_step: Callable[[int, dict[str, Any]], None],
+) -> None:
+    """Run a shard through consecutive async steps, streaming rows from one to the next.
+
+    A ``row_local`` step takes its input in pieces of :data:`STREAM_ROWS` rows as they arrive;
+    another step waits for all of its input and runs once. A step's files are written, and
+    ``on_step(position, stats)`` is called, when its last piece is done, in step order; its
+    rows are in input order, as if the whole shard had gone through at once.
+    """
     batch = await read(job.source)
-    t0 = time.perf_counter()
-    result = await aapply(op, batch)
-    stats = stats_of(op, batch, result, time.perf_counter() - t0)
-    write_result(job.run_dir, step_dir, job.shard, result)
-    return [{"step": index, **stats.to_dict()}]
+    loop = asyncio.get_running_loop()
+    n = len(ops)
+    results: list[dict[Key, Result]] = [{} for _ in ops]
+    waiting: list[dict[Key, pa.Table]] = [{} for _ in ops]  # input held for a whole-batch step
+    started = [False] * n  # a whole-batch step's one run has begun
+    empty: list[pa.Table | None] = [batch.slice(0, 0), *([None] * (n - 1))]
+    rows_in, pending, closed = [0] * n, [0] * n, [True, *([False] * (n - 1))]
+    first_start, last_end = [float("inf")] * n, [0.0] * n
+    tasks: set[asyncio.Future[None]] = set()
+    finished: asyncio.Future[None] = loop.create_future()
+
+    def spawn(s: int, key: Key, table: pa.Table) -> None:
+        pending[s] += 1
+        task = asyncio.ensure_future(run_piece(s, key, table))
+        tasks.add(task)
+        task.add_done_callback(settle)
+
+    def settle(task: asyncio.Future[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not finished.done():
+            finished.set_exception(task.exception())  # type: ignore[arg-type]
+
+    def feed(s: int, key: Key, table: pa.Table) -> None:
+        rows_in[s] += table.num_rows
+        if not ops[s].row_local:
+            waiting[s][key] = table
+            return
+        for j, at in enumerate(range(0, table.num_rows, STREAM_ROWS)):
+            spawn(s, (*key, j), table.slice(at, STREAM_ROWS))
+
+    async def run_piece(s: int, key: Key, table: pa.Table) -> None:
+        first_start[s] = min(first_start[s], time.perf_counter())
+        result = await aapply(ops[s], table)
+        last_end[s] = max(last_end[s], time.perf_counter())
+        results[s][key] = result
+        if s + 1 < n and result.kept.num_rows:
+            feed(s + 1, key, result.kept)
+        pending[s] -= 1
+        close(s)
+
+    def close(s: int) -> None:
+        """Start what step ``s`` still waits for, or finish it when nothing is left."""
+        if not closed[s] or pending[s]:
+            return
+        if not ops[s].row_local and not started[s]:
+            started[s] = True
+            held = waiting[s]
+            spawn(s, (), _concat([held.pop(k) for k in sorted(held)], empty[s]))
+            return
+        if not results[s]:  # no row reached this step: run it on none, for its output schema
+            spawn(s, (), empty[s])
+            return
+        result = merge([results[s][k] for k in sorted(results[s])])
+        results[s].clear()
+        seconds = max(0.0, last_end[s] - first_start[s])
+        stats = stats_of(ops[s], rows_in[s], result, seconds)
+        write_result(job.run_dir, job.steps[s][1], job.shard, result)
+        on_step(s, {"step": job.steps[s][0], **stats.to_dict()})
+        if s + 1 < n:
+            empty[s + 1], closed[s + 1] = result.kept.slice(0, 0), True
+            close(s + 1)
+        elif not finished.done():
+            finished.set_result(None)
+
+    feed(0, (), batch)
+    close(0)
+    try:
+        await finished
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _concat(tables: list[pa.Table], empty: pa.Table | None) -> pa.Table:
+    if not tables:
+        assert empty is not None
+        return empty
+    return pa.concat_tables(tables, promote_options="permissive")

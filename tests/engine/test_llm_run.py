@@ -196,3 +196,37 @@ def test_retry_resends_only_rows_whose_answers_were_unusable(tmp_path: Path) -> 
     assert (second.steps[0]["kept"], second.steps[0]["failed"]) == (n, 0)
     out = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert len(out) == n and all(r["n"] == len("Q: " + r["question"]) for r in out)
+
+
+def test_rows_stream_to_the_next_llm_step_without_waiting_for_slow_answers(
+    tmp_path: Path,
+) -> None:
+    from prepflow.serving.testing import Reply
+
+    def slow_first(req: ChatRequest) -> str | Reply:
+        reply = answer(req)
+        return Reply(reply, delay=0.6) if req.prompt == "Q: question 0" else reply
+
+    spec = spec_text("URL").replace(
+        "  - {op: ExpressionFilter",
+        '  - op: PromptedGenerator\n    name: follow_up\n    params: {prompt: "R: {{ answer }}"}\n'
+        "    outputs: {generated: again}\n  - {op: ExpressionFilter",
+    )
+    src = questions(tmp_path, 8)
+    with ScriptedServer(slow_first, latency=0.01) as server:
+        rep = run_pipeline(
+            load_yaml(spec.replace("URL", server.url)),
+            input=src,
+            output=tmp_path / "o.jsonl",
+            run_dir=tmp_path / "run",
+            shard_rows=8,  # one shard: without streaming, no follow-up before row 0's answer
+            progress=False,
+        )
+        slow_sent = server.times("Q: question 0")[0]
+        follow_ups = [server.times(f"R: answer to <Q: question {i}>")[0] for i in range(8)]
+    assert min(follow_ups[4:]) < slow_sent + 0.4  # rows 4-7 moved on while row 0 waited
+    assert follow_ups[0] > slow_sent + 0.6
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r["question"] for r in rows] == [f"question {i}" for i in range(8)]  # input order
+    assert rows[3]["again"] == "answer to <R: answer to <Q: question 3>>"
+    assert [s["rows_out"] for s in rep.steps] == [8, 8, 8]

@@ -317,6 +317,8 @@ def test_default_shards_spread_a_small_input_and_cap_a_large_one(tmp_path: Path)
     assert default_shard_rows(5_953, needs_llm=False) == 1_489  # four shards share the cores
     assert default_shard_rows(10_000_000, needs_llm=False) == 50_000
     assert default_shard_rows(5_953, needs_llm=True) == 64  # LLM rows resume at a fine grain
+    assert default_shard_rows(200, needs_llm=True) == 13  # 16 shards: barriers overlap
+    assert default_shard_rows(50, needs_llm=True) == 8
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"row {i}"} for i in range(6_000)])
     rep = run_pipeline(
         load_yaml(pipeline_yaml(min_len=0)),
