@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from prepflow.serving.cache import ResponseCache, cache_key
+from prepflow.serving.config import DEFAULT_CONCURRENCY
 from prepflow.serving.errors import (
     ConnectionFailed,
     InvalidOutput,
@@ -120,7 +121,7 @@ class OpenAIServing:
         model: str,
         *,
         api_key: str | None = None,
-        concurrency: int = 32,
+        concurrency: int = DEFAULT_CONCURRENCY,
         timeout_s: float = 120,
         max_retries: int = 5,
         max_reasks: int = 2,

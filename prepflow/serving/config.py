@@ -16,6 +16,10 @@ PRICE_KEYS = frozenset({"input_per_1m", "output_per_1m"})
 
 #: Requests a launched local server decodes at once (``launch.n_parallel``) unless told.
 DEFAULT_SERVER_SLOTS = 4
+#: Requests in flight by default for remote servers. Async requests cost the client little, and
+#: the adaptive limiter halves the cap while a server pushes back (a hosted API's rate limit), so
+#: the default is sized for servers that batch: vLLM runs up to 256 sequences at once.
+DEFAULT_CONCURRENCY = 128
 
 
 class ServingConfig(BaseModel):
@@ -42,9 +46,10 @@ class ServingConfig(BaseModel):
     )
     embedding_model: str | None = Field(None, description="model for embeddings (default: model)")
     concurrency: int = Field(
-        32,
+        DEFAULT_CONCURRENCY,
         ge=1,
-        description="most requests in flight at once (llamacpp, when not set: its server "
+        description="most requests in flight at once; the client halves it while the server "
+        "pushes back (429/503) and grows it back after (llamacpp, when not set: its server "
         "slots, launch.n_parallel)",
     )
     timeout_s: float = Field(120, gt=0, description="seconds to wait for one answer")

@@ -96,7 +96,7 @@ def test_config_validation():
         ServingConfig(prices={"input": 1.0})
     with pytest.raises(ValidationError, match="extra"):
         ServingConfig(api_key="sk-not-here")
-    assert ServingConfig().concurrency == 32 and ServingConfig().backend == "llamacpp"
+    assert ServingConfig().concurrency == 128 and ServingConfig().backend == "llamacpp"
 
 
 def test_api_key_comes_from_the_named_or_default_environment_variable(monkeypatch):
@@ -135,4 +135,4 @@ def test_embedded_server_gets_as_many_requests_as_it_has_slots_unless_told():
     assert client_concurrency(ServingConfig(backend="llamacpp")) == 4  # the launcher's default
     assert client_concurrency(ServingConfig(backend="llamacpp", launch={"n_parallel": 2})) == 2
     assert client_concurrency(ServingConfig(backend="llamacpp", concurrency=9)) == 9
-    assert client_concurrency(ServingConfig(backend="openai")) == 32
+    assert client_concurrency(ServingConfig(backend="openai")) == 128
