@@ -367,7 +367,7 @@ class OpenAIServing:
         url, data = self.base_url + path, orjson.dumps(body) if body is not None else None
         for attempt in range(1, self.max_retries + 2):
             try:
-                return await self._attempt(method, url, data, decode), attempt
+                return await self._attempt(method, url, data, decode, retry=attempt > 1), attempt
             except ServingError as e:
                 error = e
             error.attempts = attempt
@@ -385,13 +385,19 @@ class OpenAIServing:
         raise AssertionError("unreachable")
 
     async def _attempt(
-        self, method: str, url: str, data: bytes | None, decode: Callable[[Any], T]
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        decode: Callable[[Any], T],
+        *,
+        retry: bool = False,
     ) -> T:
         """One request's decoded answer; raises a :class:`ServingError` (with the server's
         ``Retry-After`` when it gave one)."""
         import aiohttp
 
-        round_ = await self._limiter.acquire()
+        round_ = await self._limiter.acquire(retry=retry)
         ok = pushback = False
         wait = None
         self.stats.requests += 1

@@ -36,6 +36,28 @@ def test_slots_are_bounded_and_handed_over_in_arrival_order():
     assert asyncio.run(main()) == [0, 1, 2]
 
 
+def test_retries_are_handed_slots_before_first_attempts():
+    async def main() -> list[str]:
+        lim = AdaptiveLimiter(1)
+        order: list[str] = []
+        await lim.acquire()
+
+        async def waiter(name: str, retry: bool) -> None:
+            await lim.acquire(retry=retry)
+            order.append(name)
+            lim.release(0, ok=True)
+
+        tasks = [asyncio.create_task(waiter(f"first {i}", False)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        tasks += [asyncio.create_task(waiter(f"retry {i}", True)) for i in range(2)]
+        await asyncio.sleep(0.01)
+        lim.release(0, ok=True)
+        await asyncio.gather(*tasks)
+        return order
+
+    assert asyncio.run(main()) == ["retry 0", "retry 1", "first 0", "first 1", "first 2"]
+
+
 def test_pushback_halves_once_per_round_and_successes_grow_back():
     async def main() -> None:
         lim = AdaptiveLimiter(8)
