@@ -20,6 +20,15 @@ ops_app = typer.Typer(no_args_is_help=True, help="Browse the operator registry."
 app.add_typer(ops_app, name="ops")
 
 
+@app.callback()
+def _collect_from_here() -> None:
+    # The entry point (prepflow.__main__) paused the garbage collector for the imports; what
+    # they built lives as long as the process, so it is frozen out of every later collection.
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _mount_subcommands() -> None:
     """Sub-apps of other layers; their modules import only typer at the top, so this stays fast."""
     from prepflow.operators.text.cli import lm_app

@@ -80,3 +80,21 @@ def test_run_then_report(tmp_path: Path) -> None:
 def test_unknown_pipeline_names_the_shipped_ones(tmp_path: Path) -> None:
     res = runner.invoke(app, ["run", "no-such-pipeline", "-i", "x.jsonl", "-o", "y.jsonl"])
     assert res.exit_code == 2 and "no shipped pipeline of that name" in res.stderr
+
+
+def test_command_entry_point_collects_garbage_again_once_a_command_runs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "import prepflow.cli\n"
+        "seen = []\n"
+        "prepflow.cli.app.command('gc-state')(lambda: seen.append((gc.isenabled(), gc.get_freeze_count() > 0)))\n"
+        "sys.argv = ['prepflow', 'gc-state']\n"
+        "from prepflow.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[(True, True)]", out.stderr
