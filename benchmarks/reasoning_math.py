@@ -43,6 +43,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from prepflow.serving.config import DEFAULT_CONCURRENCY
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench" / "reasoning_math"
 PREPFLOW = ROOT / ".venv" / "bin" / "prepflow"
@@ -615,7 +617,7 @@ def compare(args: argparse.Namespace, seeds: list[dict[str, Any]]) -> None:
     with Server(args.latency, args.fault_rate, args.retry_after, len(seeds)) as server:
         for c in args.prepflow_concurrency:
             r = run_prepflow(server, pf_source, f"prepflow-c{c}", PREPFLOW_MATCHED, c or None)
-            rows.append((f"prepflow, concurrency {c or '32 (default)'}", r))
+            rows.append((f"prepflow, concurrency {c or f'{DEFAULT_CONCURRENCY} (default)'}", r))
             print(json.dumps(rows[-1]), flush=True)
         if not args.no_dataflow:
             python = ensure_dataflow()
@@ -647,8 +649,8 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.3, help="server seconds per answer")
     ap.add_argument("--fault-rate", type=float, default=0.05, help="share of requests given 429")
     ap.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 (s)")
-    ap.add_argument("--prepflow-concurrency", type=int, nargs="*", default=[0, 100],
-                    help="prepflow serving.concurrency values (0: the default, 32)")  # fmt: skip
+    ap.add_argument("--prepflow-concurrency", type=int, nargs="*", default=[0, 100, 256, 32],
+                    help=f"prepflow serving.concurrency values (0: the default, {DEFAULT_CONCURRENCY})")  # fmt: skip
     ap.add_argument("--dataflow-workers", type=int, nargs="*", default=[0, 32, 10],
                     help="DataFlow max_workers values (0: as shipped, 100)")  # fmt: skip
     ap.add_argument("--kill-after", type=float, default=0.4,

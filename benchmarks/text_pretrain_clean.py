@@ -124,9 +124,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
 
 
 def median_run(run: Callable[[], dict], repeat: int) -> dict:
-    """The result of the run with the median wall time among ``repeat`` runs."""
+    """The result of the run with the median wall time among ``repeat`` runs, with the range."""
     runs = sorted((run() for _ in range(max(1, repeat))), key=lambda r: r["wall"])
-    return runs[len(runs) // 2]
+    return {**runs[len(runs) // 2], "walls": [r["wall"] for r in runs]}
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -327,10 +327,14 @@ def main() -> None:
         for name, fn in runners.items()
         if not args.only or name in args.only
     }
-    print(f"{'tool':<12} {'docs/s':>9} {'wall s':>8} {'peak RSS MB':>12} {'kept':>6} {'rc':>3}")
+    print(
+        f"{'tool':<12} {'docs/s':>9} {'wall s':>8} {'range s':>11} {'peak RSS MB':>12} "
+        f"{'kept':>6} {'rc':>3}"
+    )
     for name, r in results.items():
         print(
-            f"{name:<12} {n / r['wall']:>9.0f} {r['wall']:>8.1f} {r['rss']:>12.0f} "
+            f"{name:<12} {n / r['wall']:>9.0f} {r['wall']:>8.2f} "
+            f"{min(r['walls']):>5.2f}-{max(r['walls']):<5.2f} {r['rss']:>12.0f} "
             f"{r['kept']:>6} {r['rc']:>3}"
         )
     if args.in_process:
