@@ -3,9 +3,11 @@
 The input is cut into shards of ``shard_rows`` rows (shard k holds input rows [k*S, (k+1)*S)).
 Each shard flows through the steps on its own, so memory is bounded by the shards in flight, not
 by the dataset. Consecutive synchronous steps run as one job (in a worker process when a step is
-CPU-heavy and there are several workers and shards to spread, else in a thread); async (LLM) steps run on the event loop, several shards at a time,
-so requests stay in flight across batches; a global step waits for every shard, observes them all
-in order, then processes each one.
+CPU-heavy and there are several workers and shards to spread, else in a thread). Consecutive
+async (LLM) steps run on the event loop, many shards at a time, each row moving on to the next
+step as soon as its own answers are in (``run_async_chain``), so requests stay in flight across
+batches and steps. A global step waits for every shard, summarizes them a few at a time, absorbs
+them in order, then processes each one.
 
 Every finished (step, shard) is journaled with the step's fingerprint. On a re-run, a shard is
 skipped at a step when its journal fingerprint matches; once a shard is recomputed at some step,

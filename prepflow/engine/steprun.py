@@ -1,4 +1,5 @@
-"""Running one operator over one shard: failure isolation, stats, and writing the shard files.
+"""Running steps over one shard: failure isolation, stats, writing the shard files, and the
+row-by-row streaming of consecutive async steps.
 
 Used both in worker processes and in the main process, so it holds no executor state.
 """
