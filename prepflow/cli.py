@@ -121,8 +121,9 @@ def run(
     shard_rows: Annotated[
         int | None,
         typer.Option(
-            help="Rows per shard, the unit of resume and parallelism (default: 64 with LLM "
-            "steps; else 50,000, or a quarter of an input smaller than that, 1,000 at least)."
+            help="Rows per shard, the unit of resume and parallelism (default with LLM steps: "
+            "a sixteenth of the input, 8 to 64; else 50,000, or a quarter of an input smaller "
+            "than that, 1,000 at least)."
         ),
     ] = None,
     workers: Annotated[

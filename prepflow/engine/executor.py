@@ -313,7 +313,6 @@ class Executor:
 
             def on_step(position: int, stats: dict[str, Any]) -> None:
                 s = todo[position]
-                stats.pop("step")
                 self._commit(s.index, s.fingerprint, shard, stats)
 
             await run_async_chain(

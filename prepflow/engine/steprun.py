@@ -72,19 +72,21 @@ def _failed(batch: pa.Table, error: Exception) -> Result:
 
 
 def merge(results: list[Result]) -> Result:
-    def cat(tables: list[pa.Table | None]) -> pa.Table | None:
-        present = [t for t in tables if t is not None and t.num_rows]
-        if not present:
-            return next((t for t in tables if t is not None), None)
-        return pa.concat_tables(present, promote_options="permissive")
-
-    kept = cat([r.kept for r in results])
+    kept = _concat([r.kept for r in results])
     assert kept is not None
     return Result(
         kept=kept,
-        dropped=cat([r.dropped for r in results]),
-        failed=cat([r.failed for r in results]),
+        dropped=_concat([r.dropped for r in results]),
+        failed=_concat([r.failed for r in results]),
     )
+
+
+def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
+    """The tables with rows, in order (schemas promoted); else the first table, else None."""
+    present = [t for t in tables if t is not None and t.num_rows]
+    if not present:
+        return next((t for t in tables if t is not None), None)
+    return pa.concat_tables(present, promote_options="permissive")
 
 
 def stats_of(op: Operator, rows_in: int, result: Result, seconds: float) -> StepStats:
@@ -175,7 +177,7 @@ async def run_async_chain(
 
     A ``row_local`` step takes its input in pieces of :data:`STREAM_ROWS` rows as they arrive;
     another step waits for all of its input and runs once. A step's files are written, and
-    ``on_step(position, stats)`` is called, when its last piece is done, in step order; its
+    ``on_step(position in ops, stats)`` is called, when its last piece is done, in step order; its
     rows are in input order, as if the whole shard had gone through at once.
     """
     batch = await read(job.source)
@@ -225,8 +227,8 @@ async def run_async_chain(
             return
         if not ops[s].row_local and not started[s]:
             started[s] = True
-            held = waiting[s]
-            spawn(s, (), _concat([held.pop(k) for k in sorted(held)], empty[s]))
+            held = _concat([waiting[s].pop(k) for k in sorted(waiting[s])])
+            spawn(s, (), empty[s] if held is None else held)
             return
         if not results[s]:  # no row reached this step: run it on none, for its output schema
             spawn(s, (), empty[s])
@@ -236,7 +238,7 @@ async def run_async_chain(
         seconds = max(0.0, last_end[s] - first_start[s])
         stats = stats_of(ops[s], rows_in[s], result, seconds)
         write_result(job.run_dir, job.steps[s][1], job.shard, result)
-        on_step(s, {"step": job.steps[s][0], **stats.to_dict()})
+        on_step(s, stats.to_dict())
         if s + 1 < n:
             empty[s + 1], closed[s + 1] = result.kept.slice(0, 0), True
             close(s + 1)
@@ -251,10 +253,3 @@ async def run_async_chain(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _concat(tables: list[pa.Table], empty: pa.Table | None) -> pa.Table:
-    if not tables:
-        assert empty is not None
-        return empty
-    return pa.concat_tables(tables, promote_options="permissive")
