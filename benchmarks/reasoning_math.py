@@ -32,6 +32,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -357,9 +358,11 @@ def prepflow_cmd(
 def run_pinned(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``cmd`` on the tools' CPU; (the finished process, wall seconds). Its output's tail is
     printed when it fails."""
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pinned)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc.cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)  # type: ignore[attr-defined]
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
     return proc, wall
@@ -388,6 +391,7 @@ def run_prepflow(
     report = json.loads((run / "report.json").read_text())
     return {
         "wall": wall,
+        "cpu_s": proc.cpu_s,  # type: ignore[attr-defined]
         "engine_s": report["seconds"],
         "rc": proc.returncode,
         "rows_in": report["input_rows"],

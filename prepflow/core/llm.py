@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import keyword
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -237,7 +237,17 @@ class LLMOperator(Operator):
     async def arun_batch(self, batch: pa.Table) -> Result:
         if self._serving is None:
             raise OperatorContractError(f"{self.name}: setup(ctx) must run before arun_batch")
-        outcomes = await asyncio.gather(*(self._outcome(row) for row in self.batch_rows(batch)))
+        return await self._arun_rows(batch, self.batch_rows(batch))
+
+    def slice_runner(self, batch: pa.Table) -> Callable[[int, int], Awaitable[Result]]:
+        rows = self.batch_rows(batch)
+        return lambda start, stop: self._arun_rows(
+            batch.slice(start, stop - start), rows[start:stop]
+        )
+
+    async def _arun_rows(self, batch: pa.Table, rows: list[dict[str, Any]]) -> Result:
+        """``batch``'s result, from ``rows``: its rows as :meth:`batch_rows` gave them."""
+        outcomes = await asyncio.gather(*(self._outcome(row) for row in rows))
         return self._result(batch, outcomes)
 
     @property

@@ -16,7 +16,7 @@ feeds every batch to ``observe`` in a first pass, calls ``finalize`` and then ``
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -207,6 +207,13 @@ class Operator:
         """Each row's output depends on that row alone, so any slice of a batch can run on its
         own: the engine then streams an async step's rows to the next one piece by piece."""
         return False
+
+    def slice_runner(self, batch: pa.Table) -> Callable[[int, int], Awaitable[Result]] | None:
+        """For an async step that is not ``row_local``: given its whole input, a function that
+        runs rows ``[start, stop)`` of it on their own, so that each row moves on to the next step
+        when it is done although the rows took context from each other. None: the batch runs
+        only as a whole."""
+        return None
 
     def setup(self, ctx: Any) -> None:
         """Called once per process before the first batch (load models, open clients)."""

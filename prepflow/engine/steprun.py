@@ -51,17 +51,31 @@ def apply(op: Operator, batch: pa.Table) -> Result:
         return merge([apply(op, batch.slice(0, mid)), apply(op, batch.slice(mid))])
 
 
-async def aapply(op: Operator, batch: pa.Table) -> Result:
-    """:func:`apply` for async operators."""
+async def aapply(
+    op: Operator,
+    batch: pa.Table,
+    run: Callable[[int, int], Awaitable[Result]] | None = None,
+    start: int = 0,
+) -> Result:
+    """:func:`apply` for async operators; ``run(start, stop)``, when given, runs rows of a larger
+    batch that ``batch`` is a slice of, beginning at row ``start`` (see
+    :meth:`Operator.slice_runner`)."""
     try:
-        return await op.arun_batch(batch)
+        if run is None:
+            return await op.arun_batch(batch)
+        return await run(start, start + batch.num_rows)
     except PrepflowError:
         raise
     except Exception as e:
         if batch.num_rows <= 1:
             return _failed(batch, e)
         mid = batch.num_rows // 2
-        return merge([await aapply(op, batch.slice(0, mid)), await aapply(op, batch.slice(mid))])
+        return merge(
+            [
+                await aapply(op, batch.slice(0, mid), run, start),
+                await aapply(op, batch.slice(mid), run, start + mid),
+            ]
+        )
 
 
 def _failed(batch: pa.Table, error: Exception) -> Result:
@@ -165,6 +179,7 @@ def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
 STREAM_ROWS = 1
 
 Key = tuple[int, ...]  # a piece's place in its step's input: parent piece's key + its index
+SliceRunner = Callable[[int, int], Awaitable[Result]]
 
 
 async def run_async_chain(
@@ -176,7 +191,9 @@ async def run_async_chain(
     """Run a shard through consecutive async steps, streaming rows from one to the next.
 
     A ``row_local`` step takes its input in pieces of :data:`STREAM_ROWS` rows as they arrive;
-    another step waits for all of its input and runs once. A step's files are written, and
+    another step waits for all of its input, then runs it in such pieces when it has a
+    :meth:`~Operator.slice_runner` (rows that took context from each other still move on one by
+    one), else at once. A step's files are written, and
     ``on_step(position in ops, stats)`` is called, when its last piece is done, in step order; its
     rows are in input order, as if the whole shard had gone through at once.
     """
@@ -192,9 +209,11 @@ async def run_async_chain(
     tasks: set[asyncio.Future[None]] = set()
     finished: asyncio.Future[None] = loop.create_future()
 
-    def spawn(s: int, key: Key, table: pa.Table) -> None:
+    def spawn(
+        s: int, key: Key, table: pa.Table, run: SliceRunner | None = None, at: int = 0
+    ) -> None:
         pending[s] += 1
-        task = asyncio.ensure_future(run_piece(s, key, table))
+        task = asyncio.ensure_future(run_piece(s, key, table, run, at))
         tasks.add(task)
         task.add_done_callback(settle)
 
@@ -211,9 +230,11 @@ async def run_async_chain(
         for j, at in enumerate(range(0, table.num_rows, STREAM_ROWS)):
             spawn(s, (*key, j), table.slice(at, STREAM_ROWS))
 
-    async def run_piece(s: int, key: Key, table: pa.Table) -> None:
+    async def run_piece(
+        s: int, key: Key, table: pa.Table, run: SliceRunner | None, at: int
+    ) -> None:
         first_start[s] = min(first_start[s], time.perf_counter())
-        result = await aapply(ops[s], table)
+        result = await aapply(ops[s], table, run, at)
         last_end[s] = max(last_end[s], time.perf_counter())
         results[s][key] = result
         if s + 1 < n and result.kept.num_rows:
@@ -228,7 +249,12 @@ async def run_async_chain(
         if not ops[s].row_local and not started[s]:
             started[s] = True
             held = _concat([waiting[s].pop(k) for k in sorted(waiting[s])])
-            spawn(s, (), empty[s] if held is None else held)
+            run = ops[s].slice_runner(held) if held is not None else None
+            if run is None:
+                spawn(s, (), empty[s] if held is None else held)
+                return
+            for j, at in enumerate(range(0, held.num_rows, STREAM_ROWS)):
+                spawn(s, (j,), held.slice(at, STREAM_ROWS), run, at)
             return
         if not results[s]:  # no row reached this step: run it on none, for its output schema
             spawn(s, (), empty[s])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prepflow.core.errors import ConfigError
-from prepflow.serving.config import DEFAULT_SERVER_SLOTS, ServingConfig
+from prepflow.serving.config import SERVER_SLOTS, ServingConfig, server_slots
 
 if TYPE_CHECKING:
     from prepflow.serving.client import OpenAIServing
@@ -71,12 +71,12 @@ async def open_serving(
 
 
 def client_concurrency(config: ServingConfig) -> int:
-    """Requests kept in flight: ``concurrency`` when set; for the embedded llama.cpp server, by
+    """Requests kept in flight: ``concurrency`` when set; for a server prepflow launches, by
     default its slots (``launch.n_parallel``), since requests beyond them wait in the server's
     queue, run into the client's timeout and are sent again (measured: 23 timeouts in a
-    10-minute run at 32 against 4 slots)."""
-    if config.backend == "llamacpp" and "concurrency" not in config.model_fields_set:
-        return int(config.launch.get("n_parallel", DEFAULT_SERVER_SLOTS))
+    10-minute run at 32 against llama.cpp's 4 slots)."""
+    if config.backend in SERVER_SLOTS and "concurrency" not in config.model_fields_set:
+        return server_slots(config.backend, config.launch.get("n_parallel"))
     return config.concurrency
 
 

@@ -83,7 +83,9 @@ def serve(
     backend: Annotated[str, typer.Option(help="llamacpp, vllm or sglang.")] = "llamacpp",
     threads: Annotated[int | None, typer.Option(help="CPU threads (llamacpp).")] = None,
     ctx_size: Annotated[int, typer.Option(help="Context tokens per request.")] = 4096,
-    parallel: Annotated[int, typer.Option(help="Requests decoded together.")] = 4,
+    parallel: Annotated[
+        int | None, typer.Option(help="Requests decoded together [default: 4 llamacpp, 256 GPU].")
+    ] = None,
 ) -> None:
     """Run a local OpenAI-compatible server on 127.0.0.1 until Ctrl-C (to try a model by hand)."""
     import threading

@@ -408,6 +408,7 @@ class OpenAIServing:
                     pushback, wait = True, retry_after_s(r.headers.get("Retry-After"))
             ok = status < 500 and status not in (408, 429)
         except TimeoutError:
+            pushback = True  # a server that queues more than it decodes answers too late
             raise RequestTimeout(f"no answer within {self.timeout_s:g}s") from None
         except (aiohttp.ClientError, OSError) as e:
             raise ConnectionFailed(f"{type(e).__name__}: {e}") from None

@@ -14,12 +14,20 @@ DEFAULT_KEY_ENVS = ("PREPFLOW_API_KEY", "OPENAI_API_KEY")
 PRICE_KEYS = frozenset({"input_per_1m", "output_per_1m"})
 
 
-#: Requests a launched local server decodes at once (``launch.n_parallel``) unless told.
-DEFAULT_SERVER_SLOTS = 4
-#: Requests in flight by default for remote servers. Async requests cost the client little, and
-#: the adaptive limiter halves the cap while a server pushes back (a hosted API's rate limit), so
-#: the default is sized for servers that batch: vLLM runs up to 256 sequences at once.
-DEFAULT_CONCURRENCY = 128
+#: Requests a launched server decodes at once (``launch.n_parallel``) unless told. llama.cpp splits
+#: its context and the CPU between its slots; vLLM and SGLang batch up to 256 sequences by default
+#: (``--max-num-seqs``, ``--max-running-requests``), and a smaller batch leaves the GPU idle.
+SERVER_SLOTS = {"llamacpp": 4, "vllm": 256, "sglang": 256}
+#: Requests in flight by default for a server prepflow does not launch (``openai``). Async
+#: requests cost the client little; the default fills a batching server's default batch (vLLM,
+#: SGLang: 256), and the adaptive limiter halves the cap while a server pushes back (a hosted
+#: API's rate limit) or lets requests time out (a small server queueing them).
+DEFAULT_CONCURRENCY = 256
+
+
+def server_slots(backend: str, n_parallel: int | None = None) -> int:
+    """Requests a launched ``backend`` server decodes at once: ``n_parallel`` when given."""
+    return int(n_parallel or SERVER_SLOTS[backend])
 
 
 class ServingConfig(BaseModel):
@@ -49,8 +57,8 @@ class ServingConfig(BaseModel):
         DEFAULT_CONCURRENCY,
         ge=1,
         description="most requests in flight at once; the client halves it while the server "
-        "pushes back (429/503) and grows it back after (llamacpp, when not set: its server "
-        "slots, launch.n_parallel)",
+        "pushes back (429/503, timeouts) and grows it back after (a launched server, when not "
+        "set: its slots, launch.n_parallel)",
     )
     timeout_s: float = Field(120, gt=0, description="seconds to wait for one answer")
     max_retries: int = Field(

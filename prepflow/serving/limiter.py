@@ -2,7 +2,8 @@
 
 Additive increase, multiplicative decrease (as TCP does): each success raises the cap by
 ``1/cap`` (about one slot per round of answers) up to the configured concurrency. Push-back
-(429/503) counts when it is *sustained*: when more than :data:`PUSHBACK_TOLERANCE` of the recent
+(429/503, or no answer within the timeout: a server queueing more requests than it decodes) counts
+when it is *sustained*: when more than :data:`PUSHBACK_TOLERANCE` of the recent
 answers are push-backs, a push-back halves the cap (at most once per round, so a burst of 429s
 from one wave of requests counts once) and its ``Retry-After`` pauses every new request, not only
 the one that got it. Below that share a 429 costs only its own retry (which waits its

@@ -230,3 +230,46 @@ def test_rows_stream_to_the_next_llm_step_without_waiting_for_slow_answers(
     assert [r["question"] for r in rows] == [f"question {i}" for i in range(8)]  # input order
     assert rows[3]["again"] == "answer to <R: answer to <Q: question 3>>"
     assert [s["rows_out"] for s in rep.steps] == [8, 8, 8]
+
+
+def test_rows_of_a_step_that_reads_its_whole_shard_still_move_on_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """QuestionSynthesizer pairs each seed with the next, so it starts on its whole shard; the
+    follow-up of each new problem is still sent as soon as that problem is in."""
+    from prepflow.serving.testing import Reply
+
+    def respond(req: ChatRequest) -> str | Reply:
+        if req.prompt.startswith("R: "):
+            return "ok"
+        seed = req.prompt.split("Seed problem:\n")[1].split("\n")[0]
+        return Reply(f"new {seed}", delay=0.6 if seed == "question 0" else 0.0)
+
+    spec = """
+name: pairs
+serving: {backend: openai, base_url: URL, model: test-model, concurrency: 16}
+steps:
+  - op: QuestionSynthesizer
+    name: synth
+    params: {n: 1, variations: [numbers], keep_seed: false}
+  - op: PromptedGenerator
+    name: follow_up
+    params: {prompt: "R: {{ question }}"}
+    outputs: {generated: again}
+"""
+    with ScriptedServer(respond, latency=0.01) as server:
+        rep = run_pipeline(
+            load_yaml(spec.replace("URL", f'"{server.url}"')),
+            input=questions(tmp_path, 8),
+            output=tmp_path / "o.jsonl",
+            run_dir=tmp_path / "run",
+            shard_rows=8,  # one shard, so the synthesizer sees all 8 seeds at once
+            progress=False,
+        )
+        slow_sent = next(r.at for r in server.received if "question 0\n" in r.prompt)
+        follow_ups = [server.times(f"R: new question {i}")[0] for i in range(8)]
+    assert max(follow_ups[1:]) < slow_sent + 0.4  # rows 1-7 moved on while row 0 waited
+    assert follow_ups[0] > slow_sent + 0.6
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r["question"] for r in rows] == [f"new question {i}" for i in range(8)]  # in order
+    assert [s["rows_out"] for s in rep.steps] == [8, 8]

@@ -141,6 +141,18 @@ def test_concurrency_backs_off_on_429_and_recovers(scripted):
     assert recovered == 8
 
 
+def test_timeouts_count_as_pushback(scripted):
+    """A server that queues requests past the timeout gets fewer of them at once."""
+    server = scripted(script={f"t{i}": ["timeout"] for i in range(8)}, hang_s=5)
+
+    async def wave(c: OpenAIServing):
+        await asyncio.gather(*(c.chat(ask(f"t{i}")) for i in range(8)))
+        return c.current_concurrency
+
+    after, client = run(server, wave, concurrency=8, timeout_s=0.2)
+    assert 4 <= after < 8 and client.stats.errors["RequestTimeout"] == 8
+
+
 def test_identical_requests_in_flight_are_sent_once(scripted):
     server = scripted(latency=0.1)
     replies, _ = run(server, lambda c: asyncio.gather(*(c.chat(ask("same")) for _ in range(5))))

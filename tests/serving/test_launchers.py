@@ -175,6 +175,20 @@ def test_gpu_backend_errors_before_any_start():
 
 
 @pytest.mark.parametrize(
+    ("backend", "flag"), [("vllm", "--max-num-seqs"), ("sglang", "--max-running-requests")]
+)
+def test_gpu_server_batches_256_sequences_unless_told(backend, flag, monkeypatch):
+    from prepflow.serving.launchers import backends
+
+    monkeypatch.setattr(backends, "_require_package", lambda *a: None)  # no GPU stack here
+    monkeypatch.setattr(backends, "_require_gpu", lambda *a: None)
+    argv = gpu_command(backend, "m", 1, LaunchOptions()).argv
+    assert argv[argv.index(flag) + 1] == "256"
+    argv = gpu_command(backend, "m", 1, LaunchOptions(n_parallel=8)).argv
+    assert argv[argv.index(flag) + 1] == "8"
+
+
+@pytest.mark.parametrize(
     ("backend", "options", "message"),
     [
         ("ollama", {}, "unknown serving backend 'ollama'; choose from llamacpp, vllm, sglang"),

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from prepflow.core.errors import ConfigError
 from prepflow.serving import ServingConfig, client_concurrency, open_serving
 from prepflow.serving.cache import CACHE_FILE
+from prepflow.serving.config import DEFAULT_CONCURRENCY
 from prepflow.serving.testing import ScriptedServer
 
 from .test_client import ask
@@ -96,7 +97,10 @@ def test_config_validation():
         ServingConfig(prices={"input": 1.0})
     with pytest.raises(ValidationError, match="extra"):
         ServingConfig(api_key="sk-not-here")
-    assert ServingConfig().concurrency == 128 and ServingConfig().backend == "llamacpp"
+    assert (
+        ServingConfig().concurrency == DEFAULT_CONCURRENCY == 256
+        and ServingConfig().backend == "llamacpp"
+    )
 
 
 def test_api_key_comes_from_the_named_or_default_environment_variable(monkeypatch):
@@ -131,8 +135,10 @@ def test_import_prepflow_serving_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_embedded_server_gets_as_many_requests_as_it_has_slots_unless_told():
+def test_launched_server_gets_as_many_requests_as_it_has_slots_unless_told():
     assert client_concurrency(ServingConfig(backend="llamacpp")) == 4  # the launcher's default
     assert client_concurrency(ServingConfig(backend="llamacpp", launch={"n_parallel": 2})) == 2
     assert client_concurrency(ServingConfig(backend="llamacpp", concurrency=9)) == 9
-    assert client_concurrency(ServingConfig(backend="openai")) == 128
+    assert client_concurrency(ServingConfig(backend="vllm")) == 256  # vLLM's own max-num-seqs
+    assert client_concurrency(ServingConfig(backend="sglang", launch={"n_parallel": 64})) == 64
+    assert client_concurrency(ServingConfig(backend="openai")) == DEFAULT_CONCURRENCY

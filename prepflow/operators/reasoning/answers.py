@@ -14,6 +14,7 @@ from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.operator import FilterOperator, GenerateOperator, Kind, Params, Requirements
 from prepflow.core.prompts import PromptTemplate
 from prepflow.operators.reasoning._answers import is_refusal, last_boxed, vote_key
+from prepflow.operators.reasoning._tokens import token_counter
 from prepflow.operators.reasoning._verify import AnswerUnreadable, parse_answer
 from prepflow.operators.text._ngrams import text_column
 
@@ -121,7 +122,8 @@ class AnswerTokenLengthFilter(FilterOperator):
     """Keeps texts whose length in tokens lies in [``min_tokens``, ``max_tokens``].
 
     Tokens are counted offline with an OpenAI BPE encoding bundled in ``bpe-openai``
-    (tiktoken-compatible ids; ``cl100k_base`` by default), close to most chat models' counts.
+    (tiktoken-compatible ids; ``cl100k_base`` by default, or ``o200k_base``, ``voyage3_base``),
+    close to most chat models' counts.
     Drop reason: ``N tokens < min`` or ``N tokens > max``.
     """
 
@@ -133,23 +135,27 @@ class AnswerTokenLengthFilter(FilterOperator):
     class Params(Params):
         min_tokens: int = Field(1, ge=0, description="fewest tokens kept")
         max_tokens: int = Field(4096, ge=1, description="most tokens kept")
-        encoding: str = Field("cl100k_base", description="bpe-openai encoding name")
+        encoding: str = Field("cl100k_base", description="cl100k_base, o200k_base or voyage3_base")
 
     def check(self) -> list[str]:
         p = self.params
         if p.min_tokens > p.max_tokens:
             return [f"{self.name}: min_tokens ({p.min_tokens}) exceeds max_tokens ({p.max_tokens})"]
+        try:
+            token_counter(p.encoding)
+        except ModuleNotFoundError:
+            pass  # reported as a missing requirement
+        except ValueError as e:
+            return [f"{self.name}: {e}"]
         return []
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
-        import bpe_openai
-
-        enc = bpe_openai.get_encoding(self.params.encoding)
+        count = token_counter(self.params.encoding)
         texts = text_column(batch, self.col("text"), self.name).to_pylist()
         lo, hi = self.params.min_tokens, self.params.max_tokens
         reasons = []
         for text in texts:
-            n = len(enc.encode_ordinary(text or ""))
+            n = count(text or "")
             reasons.append(
                 f"{n} tokens < {lo}" if n < lo else f"{n} tokens > {hi}" if n > hi else None
             )

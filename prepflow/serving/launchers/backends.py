@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from prepflow.core.errors import ConfigError
-from prepflow.serving.config import DEFAULT_SERVER_SLOTS
+from prepflow.serving.config import server_slots
 from prepflow.serving.launchers.process import LaunchError
 
 LLAMACPP_SERVER = Path(__file__).with_name("llamacpp_server.py")
@@ -33,8 +33,10 @@ class LaunchOptions(BaseModel):
 
     threads: int | None = Field(None, ge=1, description="CPU threads; default: physical cores")
     ctx_size: int = Field(4096, ge=16, description="context tokens (prompt + output) per request")
-    n_parallel: int = Field(
-        DEFAULT_SERVER_SLOTS, ge=1, description="requests decoded together (server slots)"
+    n_parallel: int | None = Field(
+        None,
+        ge=1,
+        description="requests decoded together (server slots); default 4 (llamacpp), 256 (GPU)",
     )
     gpu_layers: int | None = Field(None, description="layers offloaded to a GPU (llamacpp)")
     embeddings: bool = Field(
@@ -98,13 +100,14 @@ def llamacpp_command(model: str | None, port: int, opts: LaunchOptions) -> Serve
     if name not in CATALOG:  # a local file: requests name it by its stem
         name = path.stem
     threads = opts.threads or default_threads()
+    slots = server_slots("llamacpp", opts.n_parallel)
     params: dict[str, object] = {
         "model.path": str(path),
         "model_alias": [name],
         "hostnames": ["127.0.0.1"],
         "port": port,
-        "n_parallel": opts.n_parallel,
-        "n_ctx": opts.ctx_size * opts.n_parallel,  # split evenly between the slots
+        "n_parallel": slots,
+        "n_ctx": opts.ctx_size * slots,  # split evenly between the slots
         "cpuparams.n_threads": threads,
         "cpuparams_batch.n_threads": threads,
     }
@@ -153,7 +156,8 @@ def gpu_command(backend: str, model: str | None, port: int, opts: LaunchOptions)
     _require_gpu(backend)
     argv = [sys.executable, "-m", spec.module, spec.model_flag, model,
             "--host", "127.0.0.1", "--port", str(port), "--served-model-name", model,
-            spec.ctx_flag, str(opts.ctx_size), spec.parallel_flag, str(opts.n_parallel),
+            spec.ctx_flag, str(opts.ctx_size),
+            spec.parallel_flag, str(server_slots(backend, opts.n_parallel)),
             *opts.extra_args]  # fmt: skip
     return ServerCommand(argv, model, opts.ready_timeout or 900.0)
 

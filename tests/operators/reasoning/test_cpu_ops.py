@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 
+from prepflow.operators.reasoning._tokens import token_counter
 from prepflow.operators.reasoning.answers import (
     AnswerFormatFilter,
     AnswerTokenLengthFilter,
@@ -46,6 +49,29 @@ def test_token_length_filter_counts_bpe_tokens_offline() -> None:
     r = op.run_batch(rows(answer=["hello world", "hello world hello", "a b c d e f"]))
     assert r.kept["answer"].to_pylist() == ["hello world hello"]
     assert r.dropped["_reason"].to_pylist() == ["2 tokens < 3", "6 tokens > 5"]
+
+
+def test_token_counts_match_the_tiktoken_compatible_wrapper() -> None:
+    import bpe_openai
+
+    text = "Ravi buys 53 notebooks at $11 each: 53 * 11 = 583, so \\boxed{589}. 你好世界"
+    for name in ("cl100k_base", "o200k_base", "voyage3_base"):
+        expected = len(bpe_openai.get_encoding(name).encode_ordinary(text))
+        assert token_counter(name)(text) == expected, name
+
+
+def test_counting_common_encodings_skips_the_slow_wrapper_import() -> None:
+    code = (
+        "import sys; from prepflow.operators.reasoning._tokens import token_counter; "
+        "print(token_counter('cl100k_base')('hello world'), 'bpe_openai' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"]
+
+
+def test_token_length_filter_rejects_an_unknown_encoding_at_check() -> None:
+    problems = AnswerTokenLengthFilter(encoding="cl99k").check()
+    assert len(problems) == 1 and "cl99k" in problems[0]
 
 
 def test_ground_truth_filter_and_evaluator() -> None:
