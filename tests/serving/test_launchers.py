@@ -111,13 +111,14 @@ def test_server_that_never_answers_times_out_and_is_killed(tmp_path):
 
 def test_llamacpp_command_line(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     model = tmp_path / "tiny-model.gguf"
     model.write_bytes(b"GGUF\x03\x00\x00\x00")
     opts = LaunchOptions(threads=3, ctx_size=1000, n_parallel=2, gpu_layers=0,
                          extra_args=("sampling.top_k=20", "chat_template=chatml"))  # fmt: skip
     cmd = llamacpp_command(str(model), 8123, opts)
     assert cmd.model == "tiny-model"
-    assert cmd.env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert cmd.env == {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "1000"}  # short spins
     assert cmd.argv[:2] == [sys.executable, str(LLAMACPP_SERVER)]
     assert json.loads(cmd.argv[2]) == {
         "model.path": str(model.resolve()), "model_alias": ["tiny-model"],
@@ -125,7 +126,7 @@ def test_llamacpp_command_line(tmp_path, monkeypatch):
         "cpuparams.n_threads": 3, "cpuparams_batch.n_threads": 3, "n_gpu_layers": 0,
         "sampling.top_k": 20, "chat_template": "chatml",
     }  # fmt: skip
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice wins
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the user's choice wins
     assert llamacpp_command(str(model), 1, LaunchOptions()).env == {}
     default = json.loads(llamacpp_command(str(model), 1, LaunchOptions()).argv[2])
     assert default["cpuparams.n_threads"] == default_threads()

@@ -62,11 +62,13 @@ class ServerCommand:
     env: dict[str, str] = field(default_factory=dict)  # added to the inherited environment
 
 
-#: llama.cpp's OpenMP threads otherwise spin at every barrier: when anything else wants the same
-#: cores (prepflow's own CPU steps run beside the server) generation collapses, measured 3 vs 30
-#: tokens/s on 2 busy cores. Sleeping waits cost little when the cores are free. A value the user
-#: set is kept.
-OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+#: How llama.cpp's OpenMP threads wait at each of their many barriers per token. Spinning without
+#: end (libgomp's default) collapses generation when anything else wants the same cores, as
+#: prepflow's own CPU steps do: 3 vs 30 tokens/s on 2 busy cores. Sleeping at once (PASSIVE) never
+#: collapses but costs a quarter of the idle speed. A short spin, then sleep, keeps both: 4 slots,
+#: qwen2.5-coder-0.5b, 2 cores: 36-39 tokens/s idle (PASSIVE 30) and 20 beside a busy process
+#: (PASSIVE 21-22; 3,000 spins: 16; 10,000: 10). A user who sets either variable keeps their own.
+OMP_DEFAULTS = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "1000"}
 
 
 #: llama.cpp's ``LLAMA_POOLING_TYPE_LAST``: a text's vector is its last token's hidden state, which
@@ -118,7 +120,7 @@ def llamacpp_command(model: str | None, port: int, opts: LaunchOptions) -> Serve
         params["pooling_type"] = LLAMA_POOLING_LAST
     params.update(_assignments(opts.extra_args))
     argv = [sys.executable, str(LLAMACPP_SERVER), json.dumps(params)]
-    env = {k: v for k, v in OMP_DEFAULTS.items() if k not in os.environ}
+    env = {} if any(k in os.environ for k in OMP_DEFAULTS) else dict(OMP_DEFAULTS)
     return ServerCommand(argv, name, opts.ready_timeout or 300.0, env)
 
 

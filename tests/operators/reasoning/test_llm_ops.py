@@ -145,6 +145,34 @@ def test_answer_generator_votes_and_keeps_unanswered_rows_for_the_format_filter(
     assert r.failed is None
 
 
+def test_answer_generator_stops_sampling_once_a_majority_agrees() -> None:
+    replies = {
+        "agree": ["so \\boxed{4}", "x = 4, \\boxed{4}", "\\boxed{5}"],
+        "split": ["\\boxed{4}", "\\boxed{5}", "then \\boxed{5}"],
+    }
+
+    def solve(req: ChatRequest) -> str:
+        return replies[problem(req)][req.body["seed"]]
+
+    def sent(server: ScriptedServer) -> list[int]:
+        asked = [r.prompt.split("Problem:\n", 1)[1].split("\n", 1)[0] for r in server.received]
+        server.reset_counts()
+        return [asked.count("agree"), asked.count("split")]
+
+    table = rows(question=["agree", "split"])
+    with ScriptedServer(solve) as server:
+        r = run_operator(AnswerGenerator(samples=3), table, server)
+        assert sent(server) == [2, 3]  # samples 0 and 1 of "agree" are a majority of 3
+        full = run_operator(AnswerGenerator(samples=3, early_stop=False), table, server)
+        assert sent(server) == [3, 3]
+    assert r.kept.select(["answer", "final_answer", "agreement"]).to_pylist() == [
+        {"answer": "so \\boxed{4}", "final_answer": "4", "agreement": 1.0},
+        {"answer": "\\boxed{5}", "final_answer": "5", "agreement": 2 / 3},
+    ]
+    assert full.kept["final_answer"].to_pylist() == ["4", "5"]
+    assert full.kept["agreement"].to_pylist() == [2 / 3, 2 / 3]
+
+
 def test_answer_generator_empty_reply_is_a_failure_record() -> None:
     with ScriptedServer(lambda req: "   ") as server:
         r = run_operator(AnswerGenerator(), rows(question=["1+1?"]), server)
