@@ -76,7 +76,8 @@ PREPFLOW_MATCHED = [
     "filter_synthetic.generation={seed: 1}",
     "solve.samples=2",
 ]
-SHIPPED_CALLS_PER_SEED = 17  # 1 + 2 variants + 2 checks (seed cached) + 3 classify + 9 solve
+SHIPPED_CALLS_PER_SEED = 14  # 1 + 2 variants + 2 checks (seed cached) + 3 classify + 3 x 2 solve
+# (the responder solves every problem right, so the first 2 of 3 samples agree: early_stop)
 
 
 # ---- problems with known answers ----------------------------------------------------------------
@@ -456,14 +457,15 @@ RECEIVE_SLACK_S = 0.1
 
 def repeats(
     records: list[tuple[str, float, str | None]], t_kill: float, latency: float
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Classify every request the server saw again: after a 429 to the same request (a retry),
     after the same request was in flight at the kill (sent, and not yet received by the client:
-    its answer was due less than RECEIVE_SLACK_S before the kill), or neither."""
+    its answer was due less than RECEIVE_SLACK_S before the kill), or neither (with how long
+    before the kill its first copy's answer was due)."""
     by_key: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
     for key, at, fault in records:
         by_key[key].append((at, fault))
-    out = Counter()
+    out, late = Counter(), []
     for reqs in by_key.values():
         reqs.sort()
         for (at, fault), _ in pairwise(reqs):
@@ -473,7 +475,11 @@ def repeats(
                 out["in_flight_at_kill"] += 1
             else:
                 out["unexplained"] += 1
-    return {k: out[k] for k in ("after_429", "in_flight_at_kill", "unexplained")}
+                late.append(round(t_kill - at - latency, 3))
+    return {
+        **{k: out[k] for k in ("after_429", "in_flight_at_kill", "unexplained")},
+        "unexplained_due_before_kill_s": late,
+    }
 
 
 def kill_and_resume(args: argparse.Namespace, source: Path) -> dict[str, Any]:
