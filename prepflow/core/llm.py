@@ -235,8 +235,6 @@ class LLMOperator(Operator):
         )
 
     async def arun_batch(self, batch: pa.Table) -> Result:
-        if self._serving is None:
-            raise OperatorContractError(f"{self.name}: setup(ctx) must run before arun_batch")
         return await self._arun_rows(batch, self.batch_rows(batch))
 
     def slice_runner(self, batch: pa.Table) -> Callable[[int, int], Awaitable[Result]]:
@@ -247,6 +245,8 @@ class LLMOperator(Operator):
 
     async def _arun_rows(self, batch: pa.Table, rows: list[dict[str, Any]]) -> Result:
         """``batch``'s result, from ``rows``: its rows as :meth:`batch_rows` gave them."""
+        if self._serving is None:
+            raise OperatorContractError(f"{self.name}: setup(ctx) must run before arun_batch")
         outcomes = await asyncio.gather(*(self._outcome(row) for row in rows))
         return self._result(batch, outcomes)
 

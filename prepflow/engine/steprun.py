@@ -29,6 +29,9 @@ from prepflow.core.operator import (
 )
 from prepflow.data.runstore import read_shard, write_shard_file
 
+#: Runs rows [start, stop) of a batch an operator has seen whole (:meth:`Operator.slice_runner`).
+SliceRunner = Callable[[int, int], Awaitable[Result]]
+
 MAX_REASON_KEYS = 50
 #: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![A-Za-z_\d])")
@@ -54,7 +57,7 @@ def apply(op: Operator, batch: pa.Table) -> Result:
 async def aapply(
     op: Operator,
     batch: pa.Table,
-    run: Callable[[int, int], Awaitable[Result]] | None = None,
+    run: SliceRunner | None = None,
     start: int = 0,
 ) -> Result:
     """:func:`apply` for async operators; ``run(start, stop)``, when given, runs rows of a larger
@@ -179,7 +182,6 @@ def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
 STREAM_ROWS = 1
 
 Key = tuple[int, ...]  # a piece's place in its step's input: parent piece's key + its index
-SliceRunner = Callable[[int, int], Awaitable[Result]]
 
 
 async def run_async_chain(
