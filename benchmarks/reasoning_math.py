@@ -21,6 +21,9 @@
    429s: the share of the ideal request rate it keeps and where its adaptive cap settles.
 4. --embedded: the shipped pipeline as shipped (embedded llama.cpp, default model) on the
    shipped seeds; verified question-answer pairs per minute, read from the run report.
+5. --solve-prompts: the solution step's prompt against shorter ones on the embedded model: each
+   shipped seed solved once per generation seed, as the pipeline samples (temperature 0.7);
+   completion tokens and the share whose boxed answer matches the reference.
 """
 
 from __future__ import annotations
@@ -456,12 +459,15 @@ RECEIVE_SLACK_S = 0.1
 
 
 def repeats(
-    records: list[tuple[str, float, str | None]], t_kill: float, latency: float
+    records: list[tuple[str, float, str | None]], t_kill: float, t_resume: float, latency: float
 ) -> dict[str, Any]:
     """Classify every request the server saw again: after a 429 to the same request (a retry),
-    after the same request was in flight at the kill (sent, and not yet received by the client:
-    its answer was due less than RECEIVE_SLACK_S before the kill), or neither (with how long
-    before the kill its first copy's answer was due)."""
+    after the same request was in flight at the kill (sent by the killed run, which is
+    everything the server read before the resumed run started at ``t_resume``, and not yet
+    received by it: its answer was due less than RECEIVE_SLACK_S before the kill), or neither
+    (with how long before the kill its first copy's answer was due). A request the server read
+    just after ``t_kill`` was still sent by the killed run: ``t_kill`` is taken just before the
+    signal, and the server reads what is in its sockets when its loop gets to it."""
     by_key: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
     for key, at, fault in records:
         by_key[key].append((at, fault))
@@ -471,7 +477,7 @@ def repeats(
         for (at, fault), _ in pairwise(reqs):
             if fault is not None:
                 out["after_429"] += 1
-            elif at <= t_kill < at + latency + RECEIVE_SLACK_S:
+            elif at < t_resume and t_kill < at + latency + RECEIVE_SLACK_S:
                 out["in_flight_at_kill"] += 1
             else:
                 out["unexplained"] += 1
@@ -501,6 +507,7 @@ def kill_and_resume(args: argparse.Namespace, source: Path) -> dict[str, Any]:
         proc.wait()
         time.sleep(args.latency + 0.2)  # let the server finish what was in flight
         at_kill = sum(1 for _, at, _ in server.ask("records") if at <= t_kill)
+        t_resume = time.monotonic()
         resumed, resume_wall = run_pinned(prepflow_cmd(source, run, server.url, [], fresh=False))
         stats, records = server.ask("stats"), server.ask("records")
         report = json.loads((run / "report.json").read_text())
@@ -513,7 +520,7 @@ def kill_and_resume(args: argparse.Namespace, source: Path) -> dict[str, Any]:
         "total_requests": stats["requests"],
         "distinct_requests": stats["distinct"],
         "faults": stats["faults"],
-        "repeats": repeats(records, t_kill, args.latency),
+        "repeats": repeats(records, t_kill, t_resume, args.latency),
         "resume_wall": resume_wall,
         "resume_rc": resumed.returncode,
         "rows_in": report["input_rows"],
@@ -579,7 +586,7 @@ def embedded(args: argparse.Namespace) -> None:
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text("".join(line + "\n" for line in lines[:n]))
     run = WORK / "embedded"
-    cmd = [*prepflow_cmd(source, run, None, [], fresh=True), "--max-failure-rate", "1"]
+    cmd = [*prepflow_cmd(source, run, None, args.set, fresh=True), "--max-failure-rate", "1"]
     if args.model:
         cmd += ["--model", args.model]
     load = os.getloadavg()[0]
@@ -588,12 +595,13 @@ def embedded(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+        sys.exit(f"prepflow run exited {proc.returncode}")
     report = json.loads((run / "report.json").read_text())
     steps = {s["name"]: s for s in report["steps"]}
     out = [json.loads(x) for x in (run / "output.jsonl").read_text().splitlines() if x.strip()]
     checked = sum(1 for r in out if r.get("reference"))
     per_min = 60 / wall
-    print(f"model {args.model or 'pipeline default'}; {n} seeds; load average {load:.1f} -> "
+    print(f"model {args.model or 'pipeline default'}; overrides {args.set}; {n} seeds; load average {load:.1f} -> "
           f"{os.getloadavg()[0]:.1f}; wall {wall:.1f} s (engine {report['seconds']:.1f} s)")  # fmt: skip
     print(f"llm: {json.dumps(report.get('llm', {}))}")
     print("| step | rows in | kept | dropped | failed |\n|---|---:|---:|---:|---:|")
@@ -602,6 +610,73 @@ def embedded(args: argparse.Namespace) -> None:
     print(f"\nground_truth step kept {steps['ground_truth']['kept']} rows; exported "
           f"{len(out)} question-answer pairs ({len(out) * per_min:.2f}/min), of which {checked} "
           f"matched a reference answer ({checked * per_min:.2f}/min)")  # fmt: skip
+
+
+# ---- solution prompts ---------------------------------------------------------------------------
+
+_BRIEF = (
+    "Solve the problem below. Keep the reasoning short: only the steps needed, without "
+    "restating the problem. End with the final answer in \\boxed{}.\n\nProblem:\n{{ question }}"
+)
+_EXAMPLE = (
+    "Solve the problem step by step, as briefly as in the example. Put the final answer, and "
+    "only the final answer, in \\boxed{} at the end.\n\n"
+    "Example problem: A box holds 12 eggs. How many eggs are in 5 boxes?\n"
+    "Example solution: 5 boxes hold 5 \\times 12 = 60 eggs. The answer is \\boxed{60}.\n\n"
+    "Problem:\n{{ question }}"
+)
+
+
+def solve_prompts(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from prepflow.core.prompts import PromptTemplate
+    from prepflow.operators.reasoning._answers import last_boxed
+    from prepflow.operators.reasoning._verify import equivalent
+    from prepflow.operators.reasoning.answers import SOLVE_PROMPT, SOLVE_SYSTEM, ReferenceAnswer
+    from prepflow.serving import ServingConfig, open_serving
+    from prepflow.serving.errors import TruncatedOutput
+
+    variants = {
+        "shipped": (SOLVE_SYSTEM, SOLVE_PROMPT),
+        "brief": ("You are a precise mathematician.", _BRIEF),
+        "example": (SOLVE_SYSTEM, _EXAMPLE),
+    }
+    seeds = [json.loads(x) for x in SHIPPED_SEEDS.read_text().splitlines()]
+    refs = [ReferenceAnswer()._reference(s["answer"]) for s in seeds]
+    config = ServingConfig(backend="llamacpp", model=args.model or TOKENIZER_GGUF, max_reasks=0)
+    results: dict[str, list[tuple[bool, int]]] = defaultdict(list)
+
+    async def solve(serving: Any, name: str, k: int, seed: int) -> None:
+        system, user = variants[name]
+        messages = PromptTemplate(user, system).messages(question=seeds[k]["question"])
+        try:
+            reply = await serving.chat(messages, temperature=0.7, max_tokens=768, seed=seed)
+        except TruncatedOutput:  # counted as wrong, at the token limit
+            results[name].append((False, 768))
+            return
+        boxed = last_boxed(reply.text)
+        results[name].append(
+            (boxed is not None and equivalent(refs[k], boxed), reply.completion_tokens)
+        )
+
+    async def run_all() -> None:
+        async with open_serving(config, run_dir=WORK / "solve-prompts") as serving:
+            await asyncio.gather(*(solve(serving, name, k, seed) for seed in range(args.samples)
+                                   for k in range(len(seeds)) for name in variants))  # fmt: skip
+
+    shutil.rmtree(WORK / "solve-prompts", ignore_errors=True)
+    (WORK / "solve-prompts").mkdir(parents=True)
+    start = time.perf_counter()
+    asyncio.run(run_all())
+    print(
+        f"{len(seeds)} seeds x {args.samples} samples per prompt, {time.perf_counter() - start:.0f} s"
+    )
+    print("| prompt | correct | mean completion tokens |\n|---|---:|---:|")
+    for name, rs in results.items():
+        print(
+            f"| {name} | {sum(ok for ok, _ in rs)} of {len(rs)} | {sum(t for _, t in rs) / len(rs):.0f} |"
+        )
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -667,7 +742,19 @@ def main() -> None:
                     help="resume part: kill after this share of the expected requests")  # fmt: skip
     ap.add_argument("--embedded", action="store_true", help="embedded llama.cpp measurement")
     ap.add_argument("--model", help="--embedded: catalog model (default: the pipeline's)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--embedded: an override passed on to prepflow run (repeatable)",
+    )
+    ap.add_argument("--solve-prompts", action="store_true", help="solution prompts compared")
+    ap.add_argument("--samples", type=int, default=3, help="--solve-prompts: samples per seed")
     args = ap.parse_args()
+    if args.solve_prompts:
+        solve_prompts(args)
+        return
     if args.embedded:
         embedded(args)
         return

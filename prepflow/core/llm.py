@@ -97,6 +97,10 @@ class LLMOperator(Operator):
     schema: type[BaseModel] | None = None
     #: Template variables supplied at render time by the operator itself (not columns).
     template_variables: ClassVar[tuple[str, ...]] = ()
+    #: Most tokens one answer may take when neither the step's nor the serving's ``generation``
+    #: sets ``max_tokens``: set it where the answer has a known size (a verdict, a label), since
+    #: a small model can otherwise loop inside a JSON string until its context is full.
+    max_tokens: ClassVar[int | None] = None
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -157,9 +161,10 @@ class LLMOperator(Operator):
 
     async def chat(self, messages: list[dict[str, Any]], **generation: Any) -> ChatResponse:
         """Ask the model with this step's schema and generation parameters."""
-        return await self._serving.chat(
-            messages, schema=self.schema, **{**self.params.generation, **generation}
-        )
+        params = {**self.params.generation, **generation}
+        if "max_tokens" not in params and "max_tokens" not in self._serving.generation:
+            params["max_tokens"] = self.max_tokens
+        return await self._serving.chat(messages, schema=self.schema, **params)
 
     def checked_parse(self, row: dict[str, Any], response: ChatResponse) -> Any:
         """:meth:`parse` plus shape and type checks; problems become :class:`RowFailed` (and
@@ -204,19 +209,20 @@ class LLMOperator(Operator):
             {
                 "prompt": self.prompt_template.fingerprint() if self.prompt_template else None,
                 "schema": self.schema.model_json_schema() if self.schema else None,
+                "max_tokens": self.max_tokens,
             },
             option=orjson.OPT_SORT_KEYS,
         ).decode()
 
     def estimate(self, rows: int) -> dict[str, int]:
         """Requests, the prompt tokens of the template text alone (row text comes on top) and,
-        when ``max_tokens`` is set for the step, the most completion tokens."""
+        when ``max_tokens`` is set for the step or by the operator, the most completion tokens."""
         requests = rows * self.requests_per_row
         out = {"requests": requests}
         if self.prompt_template is not None:
             text = self.prompt_template.user + (self.prompt_template.system or "")
             out["prompt_tokens_min"] = requests * (len(text) // 4)
-        if max_tokens := self.params.generation.get("max_tokens"):
+        if max_tokens := self.params.generation.get("max_tokens", self.max_tokens):
             out["completion_tokens_max"] = requests * int(max_tokens)
         return out
 

@@ -81,20 +81,38 @@ class PipelineSpec:
         raise ConfigError(f"no step named {name!r}; steps: {', '.join(s.name for s in self.steps)}")
 
     def apply_overrides(self, overrides: list[str]) -> None:
-        """Apply ``step.param=value`` overrides (values parsed as YAML scalars: 10, true, [a, b])."""
+        """Apply ``step.param=value`` overrides (values parsed as YAML scalars: 10, true, [a, b]).
+
+        A longer key sets inside a mapping and keeps its other entries:
+        ``solve.generation.max_tokens=256``, ``serving.launch.n_parallel=8``.
+        """
         for item in overrides:
             key, sep, raw = item.partition("=")
-            step_name, dot, param = key.partition(".")
-            if not sep or not dot or not param:
+            step_name, *path = key.split(".")
+            if not sep or not path or not all(path):
                 raise ConfigError(f"--set {item!r}: expected STEP.PARAM=VALUE")
             try:
                 value = yaml.safe_load(raw) if raw else ""
             except yaml.YAMLError as e:
                 raise ConfigError(f"--set {item!r}: value is not valid YAML: {e}") from None
             if step_name == "serving":
-                self.serving = {**(self.serving or {}), param: value}
+                self.serving = _set_path(self.serving or {}, path, value, item)
             else:
-                self.step(step_name).params[param] = value
+                step = self.step(step_name)
+                step.params = _set_path(step.params, path, value, item)
+
+
+def _set_path(mapping: dict[str, Any], path: list[str], value: Any, item: str) -> dict[str, Any]:
+    """A copy of ``mapping`` with ``value`` at ``path`` (nested mappings copied, not shared)."""
+    head, *rest = path
+    if not rest:
+        return {**mapping, head: value}
+    inner = mapping.get(head)
+    if inner is None:
+        inner = {}
+    elif not isinstance(inner, dict):
+        raise ConfigError(f"--set {item!r}: {head!r} is {inner!r}, not a mapping")
+    return {**mapping, head: _set_path(inner, rest, value, item)}
 
 
 def slug(text: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prepflow.core.errors import ConfigError
-from prepflow.serving.config import SERVER_SLOTS, ServingConfig, server_slots
+from prepflow.serving.config import LAUNCHED_TIMEOUT_S, SERVER_SLOTS, ServingConfig, server_slots
 
 if TYPE_CHECKING:
     from prepflow.serving.client import OpenAIServing
@@ -58,7 +58,7 @@ async def open_serving(
             model,
             api_key=config.resolve_api_key(),
             concurrency=client_concurrency(config),
-            timeout_s=config.timeout_s,
+            timeout_s=client_timeout(config),
             max_retries=config.max_retries,
             max_reasks=config.max_reasks,
             cache=cache,
@@ -78,6 +78,14 @@ def client_concurrency(config: ServingConfig) -> int:
     if config.backend in SERVER_SLOTS and "concurrency" not in config.model_fields_set:
         return server_slots(config.backend, config.launch.get("n_parallel"))
     return config.concurrency
+
+
+def client_timeout(config: ServingConfig) -> float:
+    """Seconds to wait for one answer: ``timeout_s`` when set; for a server prepflow launches,
+    by default :data:`~prepflow.serving.config.LAUNCHED_TIMEOUT_S`."""
+    if config.backend in SERVER_SLOTS and "timeout_s" not in config.model_fields_set:
+        return LAUNCHED_TIMEOUT_S
+    return config.timeout_s
 
 
 def _endpoint(
@@ -131,4 +139,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'prepflow.serving' has no attribute {name!r}")
 
 
-__all__ = [*_LAZY, "ServingConfig", "client_concurrency", "open_serving"]
+__all__ = [*_LAZY, "ServingConfig", "client_concurrency", "client_timeout", "open_serving"]

@@ -23,6 +23,11 @@ SERVER_SLOTS = {"llamacpp": 4, "vllm": 256, "sglang": 256}
 #: SGLang: 256), and the adaptive limiter halves the cap while a server pushes back (a hosted
 #: API's rate limit) or lets requests time out (a small server queueing them).
 DEFAULT_CONCURRENCY = 256
+#: Seconds to wait for one answer from a server prepflow launches, unless ``timeout_s`` is set.
+#: Such a server is sent no more requests than its slots, so an answer is slow only because the
+#: machine is (a 768-token solution on 2 CPU cores beside other work can take minutes); the
+#: timeout is there to catch a hung server, not to shed load.
+LAUNCHED_TIMEOUT_S = 600.0
 
 
 def server_slots(backend: str, n_parallel: int | None = None) -> int:
@@ -60,7 +65,11 @@ class ServingConfig(BaseModel):
         "pushes back (429/503, timeouts) and grows it back after (a launched server, when not "
         "set: its slots, launch.n_parallel)",
     )
-    timeout_s: float = Field(120, gt=0, description="seconds to wait for one answer")
+    timeout_s: float = Field(
+        120,
+        gt=0,
+        description="seconds to wait for one answer (a launched server, when not set: 600)",
+    )
     max_retries: int = Field(
         5, ge=0, description="retries of a request on 429, 5xx, timeouts, connection errors"
     )

@@ -74,3 +74,15 @@ def test_set_override_errors_name_the_step() -> None:
         spec.apply_overrides(["min=3"])
     spec.apply_overrides(["keep_long.min=[1, 2]"])
     assert spec.step("keep_long").params["min"] == [1, 2]
+    with pytest.raises(ConfigError, match=r"'min' is \[1, 2\], not a mapping"):
+        spec.apply_overrides(["keep_long.min.low=1"])
+    with pytest.raises(ConfigError, match=r"STEP\.PARAM=VALUE"):
+        spec.apply_overrides(["keep_long..low=1"])
+
+
+def test_set_override_with_a_longer_key_sets_inside_a_mapping() -> None:
+    spec = Demo().spec()
+    spec.serving = {"backend": "llamacpp", "launch": {"threads": 2}}
+    spec.apply_overrides(["serving.launch.n_parallel=8", "keep_long.generation.seed=3"])
+    assert spec.serving == {"backend": "llamacpp", "launch": {"threads": 2, "n_parallel": 8}}
+    assert spec.step("keep_long").params["generation"] == {"seed": 3}

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from prepflow.core.errors import ConfigError
-from prepflow.serving import ServingConfig, client_concurrency, open_serving
+from prepflow.serving import ServingConfig, client_concurrency, client_timeout, open_serving
 from prepflow.serving.cache import CACHE_FILE
 from prepflow.serving.config import DEFAULT_CONCURRENCY
 from prepflow.serving.testing import ScriptedServer
@@ -142,3 +142,11 @@ def test_launched_server_gets_as_many_requests_as_it_has_slots_unless_told():
     assert client_concurrency(ServingConfig(backend="vllm")) == 256  # vLLM's own max-num-seqs
     assert client_concurrency(ServingConfig(backend="sglang", launch={"n_parallel": 64})) == 64
     assert client_concurrency(ServingConfig(backend="openai")) == DEFAULT_CONCURRENCY
+
+
+def test_a_launched_server_is_waited_for_longer_unless_the_timeout_is_set() -> None:
+    """A launched server gets no more requests than its slots: a slow answer there is the CPU's
+    speed, not a queue, and resending it would only do the work twice."""
+    assert client_timeout(ServingConfig(backend="llamacpp")) == 600
+    assert client_timeout(ServingConfig(backend="vllm", timeout_s=30)) == 30
+    assert client_timeout(ServingConfig(backend="openai")) == 120

@@ -92,6 +92,7 @@ class _Judge(LLMOperator):
     )
     template = PromptTemplate(JUDGE_PROMPT, JUDGE_SYSTEM)
     Params = JudgeParams
+    max_tokens = 256  # a score and one or two sentences
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

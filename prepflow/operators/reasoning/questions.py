@@ -51,6 +51,7 @@ class QuestionQualityFilter(LLMOperator):
     inputs = (Column("question", "string", "the math problem"),)
     template = PromptTemplate(QUALITY_PROMPT, MATH_SYSTEM)
     schema = QualityVerdict
+    max_tokens = 256  # three booleans and one sentence
 
     def parse(self, row: dict[str, Any], response: Any) -> tuple[bool, str]:
         v: QualityVerdict = response.parsed
@@ -117,6 +118,7 @@ class QuestionSynthesizer(LLMOperator):
     )
     template = PromptTemplate(SYNTH_PROMPT, MATH_SYSTEM)
     template_variables = ("instruction", "partner")
+    max_tokens = 512  # one problem statement
 
     class Params(LLMParams):
         n: int = Field(2, ge=1, le=20, description="new problems per seed")
@@ -244,6 +246,7 @@ class QuestionClassifier(LLMOperator):
     template = PromptTemplate(CLASSIFY_PROMPT, MATH_SYSTEM)
     template_variables = ("categories",)
     schema = Classification
+    max_tokens = 64  # two labels
 
     def context(self, row: dict[str, Any]) -> dict[str, Any]:
         return {**super().context(row), "categories": CATEGORIES}

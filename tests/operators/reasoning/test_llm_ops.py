@@ -11,7 +11,7 @@ from prepflow.operators.reasoning.questions import (
     QuestionQualityFilter,
     QuestionSynthesizer,
 )
-from prepflow.serving.testing import ChatRequest, ScriptedServer, run_operator
+from prepflow.serving.testing import ChatRequest, Reply, ScriptedServer, run_operator
 
 
 def rows(**columns: list) -> pa.Table:
@@ -56,6 +56,35 @@ def test_quality_filter_keeps_drops_and_fails_with_reasons() -> None:
     ]
     assert r.failed["question"].to_pylist() == ["bad reply"]
     assert r.failed["_raw"].to_pylist() == ["I think it is fine."]
+
+
+def test_judge_answers_are_bounded_unless_the_step_or_serving_says_otherwise() -> None:
+    """A small model can loop inside the verdict's JSON string until its context is full: the
+    judge asks for at most 256 tokens unless ``max_tokens`` is set, and an answer cut there is
+    re-asked, then a failure record with the raw text."""
+    asked: list[int | None] = []
+
+    def judge(req: ChatRequest) -> Reply:
+        asked.append(req.body.get("max_tokens"))
+        if problem(req).startswith("loop"):
+            return Reply(
+                '{"well_posed": true, "reason": "because because because', finish_reason="length"
+            )
+        verdict = {"well_posed": True, "self_contained": True, "solvable": True, "reason": "ok"}
+        return Reply(orjson.dumps(verdict).decode())
+
+    with ScriptedServer(judge) as server:
+        r = run_operator(QuestionQualityFilter(), rows(question=["loop"]), server, max_retries=0)
+        assert r.failed["_error_type"].to_pylist() == ["TruncatedOutput"]
+        assert r.failed["_raw"].to_pylist()[0].endswith("because because")
+        assert set(asked) == {256}
+        asked.clear()
+        step = QuestionQualityFilter(generation={"max_tokens": 40})
+        run_operator(step, rows(question=["fine"]), server)
+        run_operator(
+            QuestionQualityFilter(), rows(question=["fine"]), server, generation={"max_tokens": 900}
+        )
+    assert asked == [40, 900]
 
 
 def test_synthesizer_links_variations_to_seeds_and_fails_refusals() -> None:
