@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import keyword
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -29,6 +29,7 @@ from prepflow.core.operator import (
     Params,
     Requirements,
     Result,
+    SliceRunner,
     failure_rows,
     with_reason,
 )
@@ -243,7 +244,7 @@ class LLMOperator(Operator):
     async def arun_batch(self, batch: pa.Table) -> Result:
         return await self._arun_rows(batch, self.batch_rows(batch))
 
-    def slice_runner(self, batch: pa.Table) -> Callable[[int, int], Awaitable[Result]]:
+    def slice_runner(self, batch: pa.Table) -> SliceRunner:
         rows = self.batch_rows(batch)
         return lambda start, stop: self._arun_rows(
             batch.slice(start, stop - start), rows[start:stop]

@@ -103,6 +103,10 @@ def failure_rows(
     )
 
 
+#: Runs rows [start, stop) of a batch an operator has seen whole (:meth:`Operator.slice_runner`).
+SliceRunner = Callable[[int, int], Awaitable[Result]]
+
+
 class Operator:
     """Base of all operators. Subclass one of the four kind classes, not this one."""
 
@@ -208,7 +212,7 @@ class Operator:
         own: the engine then streams an async step's rows to the next one piece by piece."""
         return False
 
-    def slice_runner(self, batch: pa.Table) -> Callable[[int, int], Awaitable[Result]] | None:
+    def slice_runner(self, batch: pa.Table) -> SliceRunner | None:
         """For an async step that is not ``row_local``: given its whole input, a function that
         runs rows ``[start, stop)`` of it on their own, so that each row moves on to the next step
         when it is done although the rows took context from each other. None: the batch runs

@@ -24,13 +24,11 @@ from prepflow.core.operator import (
     Kind,
     Operator,
     Result,
+    SliceRunner,
     StepStats,
     failure_rows,
 )
 from prepflow.data.runstore import read_shard, write_shard_file
-
-#: Runs rows [start, stop) of a batch an operator has seen whole (:meth:`Operator.slice_runner`).
-SliceRunner = Callable[[int, int], Awaitable[Result]]
 
 MAX_REASON_KEYS = 50
 #: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
@@ -229,8 +227,11 @@ async def run_async_chain(
         if not ops[s].row_local:
             waiting[s][key] = table
             return
+        spawn_pieces(s, key, table)
+
+    def spawn_pieces(s: int, key: Key, table: pa.Table, run: SliceRunner | None = None) -> None:
         for j, at in enumerate(range(0, table.num_rows, STREAM_ROWS)):
-            spawn(s, (*key, j), table.slice(at, STREAM_ROWS))
+            spawn(s, (*key, j), table.slice(at, STREAM_ROWS), run, at)
 
     async def run_piece(
         s: int, key: Key, table: pa.Table, run: SliceRunner | None, at: int
@@ -255,8 +256,7 @@ async def run_async_chain(
             if run is None:
                 spawn(s, (), empty[s] if held is None else held)
                 return
-            for j, at in enumerate(range(0, held.num_rows, STREAM_ROWS)):
-                spawn(s, (j,), held.slice(at, STREAM_ROWS), run, at)
+            spawn_pieces(s, (), held, run)
             return
         if not results[s]:  # no row reached this step: run it on none, for its output schema
             spawn(s, (), empty[s])
