@@ -38,8 +38,8 @@ import xxhash
 from scipy import sparse
 
 from prepflow.core.operator import ID, REASON
-from prepflow.operators.text._minhash import signatures, similar_pairs
-from prepflow.operators.text._ngrams import Ragged, ngram_hashes, tokens, word_hashes
+from prepflow.operators.common.minhash import signatures, similar_pairs
+from prepflow.operators.common.ngrams import Ragged, ngram_hashes, tokens, word_hashes
 from prepflow.operators.text.dedup import MinHashDedup
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpora"

@@ -275,7 +275,7 @@ def _body_key(body: dict[str, Any]) -> str:
 
 
 def _serve(conn: Any, latency: float, fault_rate: float, retry_after: float, seeds: int) -> None:
-    from prepflow.serving.testing import ScriptedServer
+    from prepflow.testing import ScriptedServer
 
     _pin(1)
     TAKEN.update(s["question"] for s in make_seeds(seeds))

@@ -41,7 +41,7 @@ def _pin(cpu: int) -> None:
 
 
 def _serve(latency: float, conn) -> None:
-    from prepflow.serving.testing import ScriptedServer
+    from prepflow.testing import ScriptedServer
 
     _pin(1)
     server = ScriptedServer(lambda req: "ok", latency=latency)

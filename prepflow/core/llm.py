@@ -1,12 +1,12 @@
 """LLM operators: implement ``prompt(row)`` and ``parse(row, response)``; the engine does the rest.
 
-The engine calls ``setup(ctx)`` once (``ctx.serving`` is the opened
-:class:`~prepflow.serving.client.OpenAIServing`) and then awaits ``arun_batch`` for several batches
+The engine calls ``setup(ctx)`` once (``ctx.serving`` is the run's
+:class:`~prepflow.core.context.Serving`) and then awaits ``arun_batch`` for several batches
 at once, so requests stay in flight across batches while the serving layer batches, caches,
 retries and accounts. Every row ends as a result, a drop with a reason (filters), or a failure
 record (error type, message, attempts, raw answer): nothing is lost and nothing is silently null.
 
-This module does not import :mod:`prepflow.serving`; the serving object arrives through ``ctx``.
+This module knows the serving layer only by its protocol (:mod:`prepflow.core.context`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import asyncio
 import dataclasses
 import keyword
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import orjson
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model
 
 from prepflow.core.columns import Column, Schema, to_arrow, validate_type_name
+from prepflow.core.context import ChatResponse
 from prepflow.core.errors import ConfigError, OperatorContractError, PrepflowError
 from prepflow.core.operator import (
     Kind,
@@ -34,9 +35,7 @@ from prepflow.core.operator import (
     with_reason,
 )
 from prepflow.core.prompts import PromptTemplate
-
-if TYPE_CHECKING:
-    from prepflow.serving.client import ChatResponse
+from prepflow.core.tables import set_column, take_rows
 
 
 class LLMParams(Params):
@@ -87,7 +86,7 @@ class LLMOperator(Operator):
     ``parse``, or a serving error makes the row a failure record, never a null.
     """
 
-    _abstract = True
+    abstract = True
     kind: ClassVar[Kind] = Kind.GENERATE
     is_async = True
     requires = Requirements(llm=True)
@@ -230,15 +229,11 @@ class LLMOperator(Operator):
     # ---- runtime ---------------------------------------------------------------------------
 
     def setup(self, ctx: Any) -> None:
-        serving = getattr(ctx, "serving", None)
-        if serving is None:
-            raise ConfigError(f"{self.name} needs an LLM: add a 'serving:' section to the pipeline")
-        self._serving = serving
+        self._serving = ctx.serving
 
     def run_batch(self, batch: pa.Table) -> Result:
         raise OperatorContractError(
-            f"{self.name} is async: await arun_batch (tests can use "
-            "prepflow.serving.testing.run_operator)"
+            f"{self.name} is async: await arun_batch (tests can use prepflow.testing.run_operator)"
         )
 
     async def arun_batch(self, batch: pa.Table) -> Result:
@@ -316,7 +311,7 @@ class LLMOperator(Operator):
         if failed:
             errors = [outcomes[i] for i in failed]
             failures = failure_rows(
-                _take(batch, failed),
+                take_rows(batch, failed),
                 [e.error_type for e in errors],
                 [str(e) for e in errors],
                 [e.attempts for e in errors],
@@ -328,22 +323,18 @@ class LLMOperator(Operator):
             drop = [i for i in ok if not outcomes[i][0]]
             dropped = (
                 with_reason(
-                    _take(batch, drop), pa.array([outcomes[i][1] for i in drop], pa.string())
+                    take_rows(batch, drop), pa.array([outcomes[i][1] for i in drop], pa.string())
                 )
                 if drop
                 else None
             )
-            return Result(kept=_take(batch, keep), dropped=dropped, failed=failures)
+            return Result(kept=take_rows(batch, keep), dropped=dropped, failed=failures)
         take = [i for i in ok for _ in outcomes[i]]
-        kept = _take(batch, take)
+        kept = take_rows(batch, take)
         children = [r for i in ok for r in outcomes[i]]
         for c in self.output_columns():
             values = pa.array([r[c.name] for r in children], type=to_arrow(c.type))
-            name = self.col(c.name)
-            if name in kept.column_names:
-                kept = kept.set_column(kept.column_names.index(name), name, values)
-            else:
-                kept = kept.append_column(name, values)
+            kept = set_column(kept, self.col(c.name), values)
         return Result(kept=kept, failed=failures)
 
 
@@ -355,10 +346,6 @@ def reply_text(text: str) -> str:
     if not text:
         raise ValueError("empty reply")
     return text
-
-
-def _take(batch: pa.Table, rows: list[int]) -> pa.Table:
-    return batch.take(pa.array(rows, pa.int64()))
 
 
 def python_type(type_name: str) -> Any:

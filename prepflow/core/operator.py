@@ -9,24 +9,31 @@ kind, then implements one batch method over an Arrow table:
 
 The engine calls :meth:`Operator.run_batch`, which turns those into a :class:`Result` (kept,
 dropped-with-reason, failed-with-error rows), so stats and row accounting come free. Operators
-that need the whole dataset set ``is_global`` and implement :meth:`Operator.observe`; the engine
-feeds every batch to ``observe`` in a first pass, calls ``finalize`` and then ``run_batch``.
+that need the whole dataset set ``is_global`` and are *mergeable*: ``summarize(shard)`` gives each
+shard's part of the state, ``merge(a, b)`` combines two parts (in any order and grouping),
+``finalize(state)`` takes the decisions, and ``run_batch`` applies them shard by shard. That is what
+lets one global operator run on one core or spread over a cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
-from collections.abc import Awaitable, Callable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from prepflow.core.columns import Column, Schema
 from prepflow.core.errors import ConfigError, OperatorContractError
+from prepflow.core.registry import registry
+from prepflow.core.tables import set_column
 
 #: Internal lineage column added at ingest: the 0-based index of the source input row. Rows an
 #: operator fans out keep their parent's id, so every output row traces back to an input row.
@@ -106,6 +113,21 @@ def failure_rows(
 #: Runs rows [start, stop) of a batch an operator has seen whole (:meth:`Operator.slice_runner`).
 SliceRunner = Callable[[int, int], Awaitable[Result]]
 
+#: Set while a pipeline's ``forward()`` is traced: calling an operator then records a step.
+_TRACER: contextvars.ContextVar[Callable[[Operator, dict[str, str]], Any] | None] = (
+    contextvars.ContextVar("prepflow_tracer", default=None)
+)
+
+
+@contextlib.contextmanager
+def tracing(record: Callable[[Operator, dict[str, str]], Any]) -> Iterator[None]:
+    """Within the block, ``op(**bindings)`` calls ``record(op, bindings)`` instead of failing."""
+    token = _TRACER.set(record)
+    try:
+        yield
+    finally:
+        _TRACER.reset(token)
+
 
 class Operator:
     """Base of all operators. Subclass one of the four kind classes, not this one."""
@@ -120,31 +142,29 @@ class Operator:
     outputs: ClassVar[tuple[Column, ...]] = ()
     Params: ClassVar[type[Params]] = Params
     requires: ClassVar[Requirements] = Requirements()
-    #: Needs the whole stream (dedup, dataset-level selection): run in passes, see ``observe``.
+    #: Needs the whole stream (dedup, dataset-level selection): see ``summarize``/``merge``.
     is_global: ClassVar[bool] = False
     #: Implements ``arun_batch`` natively (LLM calls): run on the event loop, never in a pool.
     is_async: ClassVar[bool] = False
     #: Worth a worker process (regex, hashing, models); trivial column ops stay in-process.
     cpu_heavy: ClassVar[bool] = False
-    _abstract: ClassVar[bool] = True
+    #: A base class for other operators, not one itself: kept out of the registry. Declared on
+    #: each class (a subclass that does not say so is a concrete, registered operator).
+    abstract: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "_abstract" not in cls.__dict__:
-            cls._abstract = False
-        if cls._abstract:
+        if "abstract" not in cls.__dict__:
+            cls.abstract = False
+        if cls.abstract:
             return
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
         if not isinstance(getattr(cls, "kind", None), Kind):
             raise TypeError(f"operator {cls.__name__} must subclass one of the four kind classes")
-        from prepflow.core.registry import registry
-
         registry.register(cls)
 
     def __init__(self, **params: Any) -> None:
-        from pydantic import ValidationError
-
         try:
             self.params = self.Params(**params)
         except ValidationError as e:
@@ -220,27 +240,35 @@ class Operator:
         return None
 
     def setup(self, ctx: Any) -> None:
-        """Called once per process before the first batch (load models, open clients)."""
+        """Called once per process before the first batch with the run context
+        (:class:`prepflow.core.context.RunContext`): load models, keep the serving client."""
 
     def teardown(self) -> None:
         """Called when the run ends in this process."""
 
-    def observe(self, batch: pa.Table) -> None:
-        """Global operators: first pass over every batch, in order, before ``run_batch``."""
-        raise NotImplementedError
+    # ---- global operators: summarize each shard, merge the parts, finalize, then run --------
 
     def summarize(self, batch: pa.Table) -> Any:
-        """Global operators: the part of ``observe`` that reads ``batch`` but not the operator's
-        state (fingerprints, signatures), so the engine runs it for several shards at once;
-        ``absorb`` then takes the results one by one, in shard order. Default: the batch."""
-        return batch
+        """Global operators: this shard's part of the state (fingerprints, signatures, the ids
+        it must decide on). A plain picklable value computed from ``batch`` alone, so that
+        shards are summarized anywhere, at once, in any order."""
+        raise NotImplementedError(f"{self.name} is not a global operator")
 
-    def absorb(self, summary: Any) -> None:
-        """Global operators: fold one ``summarize`` result into the state (default: observe)."""
-        self.observe(summary)
+    def merge(self, a: Any, b: Any) -> Any:
+        """Global operators: two states as one. Associative, and the decisions ``finalize``
+        takes do not depend on the order or grouping of merges (ties are broken by stable row
+        identity, ``_id``, never by arrival order)."""
+        raise NotImplementedError(f"{self.name} is not a global operator")
 
-    def finalize(self) -> None:
-        """Global operators: called once after the last ``observe``."""
+    def finalize(self, state: Any) -> None:
+        """Global operators: take the decisions from the state of every shard merged;
+        ``run_batch`` then applies them to each shard."""
+        raise NotImplementedError(f"{self.name} is not a global operator")
+
+    def fit(self, batches: Iterable[pa.Table]) -> None:
+        """Summarize, merge (in order) and finalize over ``batches``: the whole global protocol
+        in one process (tests, notebooks)."""
+        self.finalize(functools.reduce(self.merge, map(self.summarize, batches)))
 
     def run_batch(self, batch: pa.Table) -> Result:
         raise NotImplementedError
@@ -250,9 +278,13 @@ class Operator:
 
     def __call__(self, **bindings: str) -> Any:
         """Inside ``Pipeline.forward``: add this operator as a step with these column bindings."""
-        from prepflow.engine.pipeline import trace_call
-
-        return trace_call(self, bindings)
+        record = _TRACER.get()
+        if record is None:
+            raise ConfigError(
+                f"{self.name}: operators are called inside Pipeline.forward(); "
+                "to process data run the pipeline"
+            )
+        return record(self, dict(bindings))
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
@@ -262,7 +294,7 @@ class Operator:
 class _MapOperator(Operator):
     """Shared ``run_batch`` for kinds whose batch method returns the rewritten batch."""
 
-    _abstract = True
+    abstract = True
 
     def process(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError
@@ -279,21 +311,21 @@ class _MapOperator(Operator):
 class GenerateOperator(_MapOperator):
     """Adds new columns, or new rows (fan-out keeps the parent's ``_id``)."""
 
-    _abstract = True
+    abstract = True
     kind = Kind.GENERATE
 
 
 class EvaluateOperator(_MapOperator):
     """Adds score or label columns; never drops a row."""
 
-    _abstract = True
+    abstract = True
     kind = Kind.EVALUATE
 
 
 class RefineOperator(_MapOperator):
     """Rewrites existing columns in place."""
 
-    _abstract = True
+    abstract = True
     kind = Kind.REFINE
 
 
@@ -305,7 +337,7 @@ class FilterOperator(Operator):
     Without per-row reasons, :meth:`reason` is used for every dropped row.
     """
 
-    _abstract = True
+    abstract = True
     kind = Kind.FILTER
 
     def keep(self, batch: pa.Table) -> pa.Array | tuple[pa.Array, pa.Array]:
@@ -348,22 +380,21 @@ class RowMixin:
         if not updates:
             return batch
         for key in updates[0]:
-            values = pa.array([u[key] for u in updates])
-            if key in batch.column_names:
-                batch = batch.set_column(batch.column_names.index(key), key, values)
-            else:
-                batch = batch.append_column(key, values)
+            batch = set_column(batch, key, pa.array([u[key] for u in updates]))
         return batch
 
 
 @dataclass
 class StepStats:
-    """Per-step counters the engine keeps for every operator (the base-class stats)."""
+    """What one step did to its rows: the one stats type from an operator's batch, through the
+    run journal, to the report (``kept`` is derived: the files prove it, see the accounting
+    tests)."""
 
     rows_in: int = 0
     rows_out: int = 0
     dropped: int = 0
     failed: int = 0
+    quarantined: int = 0  # malformed input records set aside (the input step only)
     seconds: float = 0.0
     drop_reasons: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -371,13 +402,14 @@ class StepStats:
     @property
     def kept(self) -> int:
         """Input rows that passed (for fan-out steps ``rows_out`` may differ)."""
-        return self.rows_in - self.dropped - self.failed
+        return self.rows_in - self.dropped - self.failed - self.quarantined
 
     def add(self, other: StepStats) -> None:
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out
         self.dropped += other.dropped
         self.failed += other.failed
+        self.quarantined += other.quarantined
         self.seconds += other.seconds
         for src, dst in ((other.drop_reasons, self.drop_reasons), (other.errors, self.errors)):
             for k, v in src.items():
@@ -389,6 +421,7 @@ class StepStats:
             "kept": self.kept,
             "dropped": self.dropped,
             "failed": self.failed,
+            "quarantined": self.quarantined,
             "rows_out": self.rows_out,
             "seconds": round(self.seconds, 4),
             "drop_reasons": self.drop_reasons,
@@ -402,6 +435,7 @@ class StepStats:
             rows_out=d["rows_out"],
             dropped=d["dropped"],
             failed=d["failed"],
+            quarantined=d.get("quarantined", 0),
             seconds=d["seconds"],
             drop_reasons=dict(d.get("drop_reasons", {})),
             errors=dict(d.get("errors", {})),

@@ -1,15 +1,19 @@
 """The one registry of operators, read by the CLI, the YAML loader, the agent and the docs.
 
-Operator classes register themselves when their module is imported. Built-in operators live under
-``prepflow.operators`` and are imported on first lookup (never at ``import prepflow``): a lookup
-by name imports only the module that ``prepflow/operators/_index.py`` names for it, and listing
-every operator imports them all. Third-party packages add theirs through the
-``prepflow.operators`` entry-point group, loaded with the full listing or when a name is not a
-built-in one.
+Operator classes register themselves when their module is imported. Operators are found through
+the ``prepflow.operators`` entry-point group, built-in ones included (prepflow declares its own
+entry point in pyproject.toml). An entry point names one of:
 
-After adding, renaming or moving a built-in operator, rewrite the index with
-``python -c "from prepflow.core.registry import write_index; write_index()"`` (a test fails
-while it is out of date; a stale entry only costs a full load, never a wrong operator).
+* a mapping ``{operator name: module}`` (an index): a lookup by name imports only that module,
+  so finding one operator never imports the others (prepflow's own is
+  ``prepflow.operators.index:MODULES``);
+* a module (``package.module``), whose operator classes register when it is imported;
+* an operator class (``package.module:Class``).
+
+Nothing is imported at ``import prepflow``: entry points load at the first lookup that misses.
+After adding, renaming or moving a built-in operator, rewrite prepflow's index with
+``python -c "import prepflow.operators as o; o.write_index()"`` (a test fails while it is out
+of date).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import pkgutil
-from pathlib import Path
+from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from prepflow.core.errors import UnknownOperatorError
@@ -32,6 +36,7 @@ ENTRY_POINT_GROUP = "prepflow.operators"
 class Registry:
     def __init__(self) -> None:
         self._ops: dict[str, type[Operator]] = {}
+        self._index: dict[str, str] | None = None  # operator name -> module, from entry points
         self._loaded = False
         self.load_errors: dict[str, str] = {}
 
@@ -55,45 +60,53 @@ class Registry:
     def unregister(self, name: str) -> None:
         self._ops.pop(name, None)
 
-    def _load_indexed(self, name: str) -> None:
-        """Import the built-in module that defines ``name``, if the index knows one."""
-        from prepflow.operators._index import MODULES
+    def registered(self) -> dict[str, type[Operator]]:
+        """The operators registered so far (no loading)."""
+        return dict(self._ops)
 
-        module = MODULES.get(name)
-        if module is not None and module not in self.load_errors:
-            try:
-                importlib.import_module(module)
-            except ImportError as e:  # an optional extra is not installed
-                self.load_errors[module] = f"{type(e).__name__}: {e}"
+    def index(self) -> dict[str, str]:
+        """Operator name -> module from every index entry point (plugin modules and classes
+        named by the others are imported on the way, which registers them)."""
+        if self._index is None:
+            self._index = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    value = ep.load()
+                except Exception as e:  # a broken plugin must not take the registry down
+                    self.load_errors[ep.name] = f"{type(e).__name__}: {e}"
+                    continue
+                if isinstance(value, Mapping):
+                    self._index.update({str(k): str(v) for k, v in value.items()})
+        return self._index
+
+    def _import(self, module: str) -> None:
+        if module in self.load_errors:
+            return
+        try:
+            importlib.import_module(module)
+        except ImportError as e:  # an optional extra is not installed: its operators are absent
+            self.load_errors[module] = f"{type(e).__name__}: {e}"
 
     def _find(self, name: str) -> type[Operator] | None:
         if name not in self._ops and not self._loaded:
-            self._load_indexed(name)
+            module = self.index().get(name)
+            if module is not None:
+                self._import(module)
             if name not in self._ops:
                 self.load()
         return self._ops.get(name)
 
     def load(self) -> None:
-        """Import built-in operator modules and entry points once."""
+        """Import every indexed module and every plugin, once."""
         if self._loaded:
             return
         self._loaded = True
-        import prepflow.operators as pkg
-
-        for mod in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + "."):
-            if mod.name.rsplit(".", 1)[-1].startswith("_"):
-                continue  # private helpers (prompt files, rule tables) are not operator modules
-            try:
-                importlib.import_module(mod.name)
-            except ImportError as e:  # an optional extra is not installed: its operators are absent
-                self.load_errors[mod.name] = f"{type(e).__name__}: {e}"
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                ep.load()
-            except Exception as e:  # a broken plugin must not take the registry down
-                self.load_errors[ep.name] = f"{type(e).__name__}: {e}"
+        for module in sorted(set(self.index().values())):
+            self._import(module)
+        if not self._ops and not self.load_errors:
+            self.load_errors[ENTRY_POINT_GROUP] = (
+                "no operator entry points found: is prepflow installed (pip install -e .)?"
+            )
 
     def get(self, name: str) -> type[Operator]:
         cls = self._find(name)
@@ -186,27 +199,3 @@ def _type_repr(t: Any) -> str:
 
 
 registry = Registry()
-
-
-def builtin_index() -> dict[str, str]:
-    """Operator name -> defining module, for every built-in operator (imports them all)."""
-    registry.load()
-    return {
-        name: cls.__module__
-        for name, cls in sorted(registry._ops.items())
-        if cls.__module__.startswith("prepflow.operators.")
-    }
-
-
-def write_index() -> Path:
-    """Rewrite ``prepflow/operators/_index.py`` from the operators the package defines."""
-    import prepflow.operators as pkg
-
-    path = Path(pkg.__path__[0]) / "_index.py"
-    lines = "".join(f"    {name!r}: {module!r},\n" for name, module in builtin_index().items())
-    path.write_text(
-        '"""Which module defines each built-in operator, so that a lookup imports only that one.\n\n'
-        'Generated by ``prepflow.core.registry.write_index()``; do not edit."""\n\n'
-        f"MODULES = {{\n{lines}}}\n"
-    )
-    return path

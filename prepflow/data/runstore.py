@@ -1,39 +1,89 @@
-"""The run directory: shards, journal, manifest, dropped/failed/quarantined rows.
+"""The run directory and its one owner: nothing else creates, names, writes or deletes in it.
 
 Layout::
 
     runs/<name>/
-      pipeline.yaml      the resolved pipeline that ran
+      .prepflow-run      marker: prepflow made this directory (cleanup touches nothing without it)
+      lock               held (an OS lock, released when the process dies) while a run, retry or
+                         cleanup is active; its text names the holder's PID and start time
+      pipeline.yaml      the resolved pipeline that ran (credentials redacted)
       run.json           how it was invoked (input, output, options) so `retry` can repeat it
-      journal.jsonl      append-only record of every finished (step, shard), with fingerprints
-      manifest.json      compacted view of the journal (rewritten at the end of each run)
+      journal.jsonl      typed, append-only events (prepflow.data.journal): the source of truth
+      manifest.json      per step: status, shards, row counts, fingerprints (derived)
       steps/<k>-<op>/shard-NNNNN.parquet
       dropped/<k>-<op>/shard-NNNNN.parquet     rows a filter dropped, with `_reason`
       failures/<k>-<op>/shard-NNNNN.parquet    rows that errored, with `_error_type`, `_error`, ...
       quarantine/shard-NNNNN.jsonl             malformed input records (file, line, reason, raw)
-      report.json / report.md
+      llm_cache.sqlite   the LLM response cache       logs/   local model servers' logs
+      scratch/<step>/    operators' temporary files   report.json / report.md
 
-The journal is the source of truth for resume: a (step, shard) is done when its last journal
-entry carries the step's current fingerprint and its shard file exists. Appending one line per
-shard keeps bookkeeping O(1) per shard however long the run; a torn last line (SIGKILL) is ignored.
+A (step, shard) is done when its last journal entry carries the step's current fingerprint and
+its shard file exists; a torn last line (SIGKILL) is ignored. Every file is written to a
+temporary name and renamed, so a kill never leaves a half-written file under a real name, and
+temporary files left by a kill are removed when the directory is opened again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
 import time
-import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prepflow.data.writers import write_table_atomic
+from prepflow.core.errors import PrepflowError
+from prepflow.core.operator import Result, StepStats
+from prepflow.data import journal
+from prepflow.data.records import BadRecord
+from prepflow.data.writers import TEMP_SUFFIX, is_temp_name, write_table_atomic, write_text_atomic
 
 INPUT_STEP = "00-input"
+MARKER = ".prepflow-run"
+LOCK = "lock"
+CACHE_FILE = "llm_cache.sqlite"
+SHARD_KINDS = ("steps", "dropped", "failures")
+#: What prepflow writes at the top of a run directory; cleanup deletes these and nothing else.
+_OWN_FILES = (
+    "pipeline.yaml",
+    "run.json",
+    "journal.jsonl",
+    "manifest.json",
+    "report.json",
+    "report.md",
+    CACHE_FILE,
+    f"{CACHE_FILE}-wal",
+    f"{CACHE_FILE}-shm",
+)
+_OWN_DIRS = {
+    "steps": re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet"),
+    "dropped": re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet"),
+    "failures": re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet"),
+    "quarantine": re.compile(r"shard-\d{5,}\.jsonl"),
+    "logs": re.compile(r"[\w.-]+\.log"),
+    "scratch": re.compile(r".+"),  # operators' scratch space: all of it is prepflow's
+}
+
+
+class RunDirectoryError(PrepflowError):
+    """The run directory cannot be used (not prepflow's, locked, unwritable)."""
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    step: int
+    shard: int
+    fingerprint: str
+    stats: StepStats
+    session: str
 
 
 def shard_file(run_dir: Path, kind: str, step_dir: str, shard: int) -> Path:
@@ -49,121 +99,306 @@ def read_shard(path: Path) -> pa.Table:
         return f.read()
 
 
-def write_shard_file(
-    run_dir: Path, kind: str, step_dir: str, shard: int, table: pa.Table | None
-) -> None:
-    """Write one shard atomically; an empty (or absent) dropped/failures table removes the file,
-    so a recomputed shard leaves no stale side rows behind."""
-    path = shard_file(run_dir, kind, step_dir, shard)
-    if table is None or (kind != "steps" and table.num_rows == 0):
-        path.unlink(missing_ok=True)
-        return
-    write_table_atomic(table, path, fast=True)
-
-
 @dataclass(frozen=True)
-class ShardRecord:
-    step: int
-    shard: int
-    fingerprint: str
-    stats: dict[str, Any]
-    session: str
+class ShardWriter:
+    """Writes a step's results for one shard into a run directory; picklable, so that worker
+    processes write their own results. Made only by :meth:`RunStore.writer`."""
+
+    run_dir: Path
+
+    def write(self, step_dir: str, shard: int, result: Result) -> None:
+        for kind, table in zip(
+            SHARD_KINDS, (result.kept, result.dropped, result.failed), strict=True
+        ):
+            path = shard_file(self.run_dir, kind, step_dir, shard)
+            if table is None or (kind != "steps" and table.num_rows == 0):
+                path.unlink(missing_ok=True)  # a recomputed shard leaves no stale side rows
+            else:
+                write_table_atomic(table, path, fast=True)
 
 
 class RunStore:
-    def __init__(self, run_dir: str | Path) -> None:
-        self.dir = Path(run_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.session = uuid.uuid4().hex[:12]
-        self.journal_path = self.dir / "journal.jsonl"
-        self._journal = None
+    """An open run directory: locked for this process until :meth:`close`."""
 
-    # ---- paths -------------------------------------------------------------------------------
+    def __init__(self, run_dir: str | Path, *, command: str = "run", fresh: bool = False) -> None:
+        self.dir = Path(run_dir)
+        self.session = os.urandom(6).hex()
+        self.journal_path = self.dir / "journal.jsonl"
+        self._journal: Any = None
+        self._listeners: list[Callable[[journal.Event], None]] = []
+        self._lock = _acquire(self.dir, command)
+        try:
+            if fresh:
+                self._clean()
+            _write_marker(self.dir)
+            self._remove_temp_files()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the journal and release the lock."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if not self._lock.closed:
+            self._lock.close()
+
+    # ---- shards ------------------------------------------------------------------------------
 
     def shard_path(self, kind: str, step_dir: str, shard: int) -> Path:
         return shard_file(self.dir, kind, step_dir, shard)
 
-    def quarantine_path(self, shard: int) -> Path:
-        return self.dir / "quarantine" / f"shard-{shard:05d}.jsonl"
+    def read_shard(self, step_dir: str, shard: int) -> pa.Table:
+        return read_shard(self.shard_path("steps", step_dir, shard))
+
+    def writer(self) -> ShardWriter:
+        return ShardWriter(self.dir)
+
+    def write_result(self, step_dir: str, shard: int, result: Result) -> None:
+        self.writer().write(step_dir, shard, result)
+
+    def write_input_shard(self, shard: int, table: pa.Table) -> None:
+        write_table_atomic(table, self.shard_path("steps", INPUT_STEP, shard), fast=True)
+
+    def write_quarantine(self, shard: int, records: list[BadRecord]) -> None:
+        """The malformed records of one input shard: the file is rewritten whole (or removed),
+        so reading the same input again quarantines the same lines once."""
+        path = self.dir / "quarantine" / f"shard-{shard:05d}.jsonl"
+        if not records:
+            path.unlink(missing_ok=True)
+            return
+        lines = b"".join(
+            orjson.dumps(
+                {
+                    "path": b.path,
+                    "line": b.line,
+                    "reason": b.reason,
+                    "raw": b.raw.decode("utf-8", "replace"),
+                }
+            )
+            + b"\n"
+            for b in records
+        )
+        write_text_atomic(path, lines)
+
+    def remove_stale_shards(self, n_shards: int, step_dirs: list[str]) -> None:
+        """Shards beyond the current input (a shorter input than last time) must not leak into
+        the output or the counts."""
+        for step_dir in step_dirs:
+            for kind in SHARD_KINDS:
+                for f in (self.dir / kind / step_dir).glob("shard-*.parquet"):
+                    if int(f.stem.split("-")[1]) >= n_shards:
+                        f.unlink()
+        for f in (self.dir / "quarantine").glob("shard-*.jsonl"):
+            if int(f.stem.split("-")[1]) >= n_shards:
+                f.unlink()
+
+    def quarantine_files(self) -> list[Path]:
+        return sorted((self.dir / "quarantine").glob("shard-*.jsonl"))
 
     # ---- journal -----------------------------------------------------------------------------
 
-    def records(self) -> dict[tuple[int, int], ShardRecord]:
-        """Latest journal record per (step, shard); invalidations remove the entry."""
-        out: dict[tuple[int, int], ShardRecord] = {}
-        if not self.journal_path.exists():
-            return out
-        with self.journal_path.open("rb") as f:
-            for raw in f:
-                try:
-                    e = json.loads(raw)
-                except ValueError:
-                    continue  # torn write from a killed run
-                key = (e["step"], e["shard"])
-                if e.get("type") == "invalidate":
-                    out.pop(key, None)
-                else:
-                    out[key] = ShardRecord(e["step"], e["shard"], e["fp"], e["stats"], e["session"])
-        return out
+    def subscribe(self, listener: Callable[[journal.Event], None]) -> None:
+        """Call ``listener`` with every event this session appends (live progress)."""
+        self._listeners.append(listener)
 
-    def history(self) -> list[dict[str, Any]]:
-        """Every journal entry, oldest first (for audits and tests)."""
-        if not self.journal_path.exists():
-            return []
-        entries = []
-        for raw in self.journal_path.read_bytes().splitlines():
-            try:
-                entries.append(json.loads(raw))
-            except ValueError:
-                continue
-        return entries
-
-    def _append(self, entry: dict[str, Any]) -> None:
+    def append(self, event: journal.Event) -> None:
         if self._journal is None:
             self._journal = self.journal_path.open("ab")
-        self._journal.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+        self._journal.write(event.to_json() + b"\n")
         self._journal.flush()
+        for listener in self._listeners:
+            listener(event)
 
-    def commit(self, step: int, shard: int, fingerprint: str, stats: dict[str, Any]) -> None:
+    def commit(self, step: int, shard: int, fingerprint: str, stats: StepStats) -> ShardRecord:
         """Record a finished (step, shard) once its files are in place."""
-        self._append(
-            {
-                "step": step,
-                "shard": shard,
-                "fp": fingerprint,
-                "stats": stats,
-                "session": self.session,
-                "t": round(time.time(), 3),
-            }
+        self.append(
+            journal.ShardCommitted(
+                self.session, step=step, shard=shard, fp=fingerprint, stats=stats.to_dict()
+            )
         )
+        return ShardRecord(step, shard, fingerprint, stats, self.session)
+
+    def resumed(self, step: int, shard: int, stats: StepStats) -> None:
+        """Tell listeners a (step, shard) was found done (not journaled: nothing changed)."""
+        event = journal.ShardResumed(self.session, step=step, shard=shard, stats=stats.to_dict())
+        for listener in self._listeners:
+            listener(event)
 
     def invalidate(self, step: int, shard: int) -> None:
-        self._append({"type": "invalidate", "step": step, "shard": shard, "session": self.session})
+        self.append(journal.ShardInvalidated(self.session, step=step, shard=shard))
 
-    def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+    def events(self) -> Iterator[journal.Event]:
+        return journal.read(self.journal_path)
 
-    # ---- files -------------------------------------------------------------------------------
+    def records(self) -> dict[tuple[int, int], ShardRecord]:
+        """Latest commit per (step, shard); an invalidation removes the entry."""
+        return read_records(self.dir)
 
-    def write_shard(self, kind: str, step_dir: str, shard: int, table: pa.Table | None) -> None:
-        write_shard_file(self.dir, kind, step_dir, shard, table)
+    # ---- documents ---------------------------------------------------------------------------
 
     def write_json(self, name: str, data: Any) -> None:
-        path = self.dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(
-            json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+        write_text_atomic(
+            self.dir / name, json.dumps(data, indent=2, ensure_ascii=False, default=str)
         )
-        os.replace(tmp, path)
 
     def read_json(self, name: str) -> Any:
         path = self.dir / name
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise RunDirectoryError(f"{path}: not valid JSON ({e}); was it edited?") from None
 
     def write_text(self, name: str, text: str) -> None:
-        path = self.dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(self.dir / name, text)
+
+    @property
+    def pipeline_path(self) -> Path:
+        return self.dir / "pipeline.yaml"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.dir / CACHE_FILE
+
+    @property
+    def log_dir(self) -> Path:
+        return self.dir / "logs"
+
+    def scratch_path(self, step_dir: str) -> Path:
+        """The scratch directory of a step (its context creates it when first used)."""
+        return self.dir / "scratch" / step_dir
+
+    # ---- cleanup -----------------------------------------------------------------------------
+
+    def _clean(self) -> None:
+        """``--fresh``: delete what prepflow wrote here, and nothing else."""
+        for name in _OWN_FILES:
+            (self.dir / name).unlink(missing_ok=True)
+        for name, pattern in _OWN_DIRS.items():
+            root = self.dir / name
+            if not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*"), reverse=True):  # children before parents
+                relative = path.relative_to(root).as_posix()
+                if path.is_dir():
+                    with contextlib.suppress(OSError):
+                        path.rmdir()  # only when empty: a foreign file keeps its folder
+                elif pattern.fullmatch(relative) or is_temp_name(path.name):
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                root.rmdir()
+
+    def _remove_temp_files(self) -> None:
+        """Temporary files of writes a kill interrupted: never data, removed on open."""
+        for path in self.dir.glob(f".*{TEMP_SUFFIX}"):
+            if is_temp_name(path.name):
+                path.unlink(missing_ok=True)
+        for kind in (*SHARD_KINDS, "quarantine"):
+            for path in (self.dir / kind).rglob(f".*{TEMP_SUFFIX}"):
+                if is_temp_name(path.name):
+                    path.unlink(missing_ok=True)
+
+
+def read_records(run_dir: Path) -> dict[tuple[int, int], ShardRecord]:
+    """The latest commit per (step, shard) of a run directory, read without locking it (a
+    report, a dashboard); an invalidation removes the entry."""
+    out: dict[tuple[int, int], ShardRecord] = {}
+    for e in journal.read(run_dir / "journal.jsonl"):
+        if isinstance(e, journal.ShardInvalidated):
+            out.pop((e.step, e.shard), None)
+        elif isinstance(e, journal.ShardCommitted) and not isinstance(e, journal.ShardResumed):
+            out[(e.step, e.shard)] = ShardRecord(e.step, e.shard, e.fp, e.step_stats, e.session)
+    return out
+
+
+def read_invocation(run_dir: Path) -> dict[str, Any]:
+    """How a finished run was invoked (``run.json``); a clear error when it is not a run."""
+    run_json = run_dir / "run.json"
+    if not run_json.is_file() or not (run_dir / "pipeline.yaml").is_file():
+        raise RunDirectoryError(
+            f"{run_dir}: not a prepflow run directory (no run.json / pipeline.yaml)"
+        )
+    try:
+        return json.loads(run_json.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise RunDirectoryError(f"{run_json}: not valid JSON ({e})") from None
+
+
+def is_run_directory(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
+def _looks_like_old_run(path: Path) -> bool:
+    """A run directory prepflow made before it wrote markers."""
+    head = (path / "pipeline.yaml").read_text(encoding="utf-8", errors="replace")[:64]
+    return (path / "journal.jsonl").is_file() and head.startswith("# prepflow ")
+
+
+def _acquire(run_dir: Path, command: str) -> Any:
+    """Create or check ``run_dir`` and take its lock; a clear error when it is not ours or busy."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir}: exists and is not a directory")
+    if run_dir.is_dir() and not is_run_directory(run_dir):
+        entries = [p.name for p in run_dir.iterdir()]
+        if entries and not ((run_dir / "pipeline.yaml").is_file() and _looks_like_old_run(run_dir)):
+            shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+            raise RunDirectoryError(
+                f"{run_dir}: refusing to use it as a run directory: it is not empty ({shown}) "
+                f"and prepflow did not make it (no {MARKER} marker). Name a new or empty "
+                "directory with --run-dir."
+            )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = (run_dir / LOCK).open("a+", encoding="utf-8")
+    except PermissionError as e:
+        raise RunDirectoryError(
+            f"{run_dir}: cannot write the run directory ({e.strerror})"
+        ) from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip()
+        lock.close()
+        raise RunDirectoryError(
+            f"{run_dir}: in use by another prepflow process ({_describe_holder(holder)}); "
+            "wait for it to finish, or use another --run-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "command": command,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            }
+        )
+    )
+    lock.flush()
+    return lock
+
+
+def _describe_holder(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return f"PID {info['pid']}, {info['command']} started {info['started']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
+def _write_marker(run_dir: Path) -> None:
+    marker = run_dir / MARKER
+    if not marker.exists():
+        marker.write_text(
+            "This directory was made by prepflow; `prepflow run --fresh` may clean it.\n"
+        )

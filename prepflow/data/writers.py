@@ -14,10 +14,14 @@ needs the optional ``datasets`` package.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO
 
 import fsspec
@@ -31,6 +35,30 @@ from prepflow.data.formats import check_format, file_kind
 from prepflow.data.schema import conform, json_text, unify_schemas
 
 _READ_ROWS = 65536  # rows per batch read back from a shard
+#: Temporary files are ``.<name>.<12 hex>.tmp`` beside their target: hidden (never read as input
+#: data) and recognisable, so that what a kill left behind is removed on the next run.
+TEMP_SUFFIX = ".tmp"
+#: What ``datasets.Dataset.save_to_disk`` writes into its directory.
+_DATASETS_FILE = re.compile(r"state\.json|dataset_info\.json|data-\d+-of-\d+\.arrow")
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp(\.old)?")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file name prepflow gives its writes."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_stale_temps(target: str | os.PathLike[str]) -> None:
+    """Delete temporary files an interrupted write of ``target`` left beside it (local only)."""
+    path = Path(os.fspath(target).rstrip("/"))
+    if "://" in os.fspath(target) or not path.parent.is_dir():
+        return
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}*"):
+        if is_temp_name(stale.name):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 #: Intermediate shards are read back only by the engine, once or twice, from the same disk: without
@@ -51,6 +79,49 @@ def write_table_atomic(
         pq.write_table(table, tmp, filesystem=fs, **(FAST_SHARD_OPTIONS if fast else {}))
 
 
+def output_format(url: str, format: str | None = None) -> str:
+    """The format an output is written in: ``format``, else ``hf`` for a path ending in ``/``,
+    else the extension's."""
+    fmt = format or ("hf" if url.endswith("/") else file_kind(url).format)
+    if fmt is None:
+        raise ConfigError(
+            f"cannot tell the output format of {url!r}: end it with .jsonl, .json, .parquet, "
+            ".csv or .tsv (text formats may add .gz), or with / for a datasets directory, "
+            "or pass format="
+        )
+    check_format(fmt, file_kind(url).compression)
+    return fmt
+
+
+def check_output(url: str, format: str | None = None) -> str:
+    """The output's format, after checking that writing it destroys nothing: an existing
+    directory is replaced only by a datasets directory, and only if it holds nothing but what
+    ``save_to_disk`` writes (a directory the user named is never deleted)."""
+    fmt = output_format(url, format)
+    fs, target = fsspec.core.url_to_fs(url)
+    target = target.rstrip("/")
+    if fs.isdir(target):
+        if fmt != "hf":
+            raise ConfigError(f"output {url!r} is an existing directory: name a file instead")
+        foreign = [
+            name
+            for name in (p.rsplit("/", 1)[-1] for p in fs.ls(target, detail=False))
+            if not _DATASETS_FILE.fullmatch(name)
+        ]
+        if foreign:
+            raise ConfigError(
+                f"output {url!r} is an existing directory with files a datasets directory does "
+                f"not have ({', '.join(sorted(foreign)[:5])}): name a new or empty directory"
+            )
+    return fmt
+
+
+def write_text_atomic(path: Path, data: str | bytes) -> None:
+    """Write a small local file all or nothing (temporary name, then rename)."""
+    with _replacing(os.fspath(path)) as (_, tmp):
+        Path(tmp).write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
 def write_output(
     shards: Sequence[str | os.PathLike[str]],
     path: str | os.PathLike[str],
@@ -66,14 +137,7 @@ def write_output(
     """
     url = os.fspath(path)
     kind = file_kind(url)
-    fmt = format or ("hf" if url.endswith("/") else kind.format)
-    if fmt is None:
-        raise ConfigError(
-            f"cannot tell the output format of {url!r}: end it with .jsonl, .json, .parquet, "
-            ".csv or .tsv (text formats may add .gz), or with / for a datasets directory, "
-            "or pass format="
-        )
-    check_format(fmt, kind.compression)
+    fmt = check_output(url, format)
     sources = [os.fspath(s) for s in shards]
     schema = unify_schemas(_shard_schema(s) for s in sources)
     schema = pa.schema([f for f in schema if f.name not in set(drop_columns)])
@@ -201,7 +265,7 @@ def _replacing(url: str) -> Iterator[tuple[fsspec.AbstractFileSystem, str]]:
     parent, _, name = target.rpartition("/")
     if parent:
         fs.makedirs(parent, exist_ok=True)
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
     try:
         yield fs, tmp
         _move_over(fs, tmp, target)

@@ -19,31 +19,15 @@ runs through the same compiler and executor.
 
 from __future__ import annotations
 
-import contextvars
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prepflow.core.errors import ConfigError
-from prepflow.core.operator import Operator
+from prepflow.core.operator import Operator, tracing
+from prepflow.engine.compiler import Plan, compile_pipeline
+from prepflow.engine.report import RunReport
+from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import PipelineSpec, StepSpec, load_yaml, slug, unique_names
-
-if TYPE_CHECKING:
-    from prepflow.engine.compiler import Plan
-    from prepflow.engine.report import RunReport
-
-_TRACE: contextvars.ContextVar[list[tuple[Operator, dict[str, str]]] | None] = (
-    contextvars.ContextVar("prepflow_trace", default=None)
-)
-
-
-def trace_call(op: Operator, bindings: dict[str, str]) -> None:
-    trace = _TRACE.get()
-    if trace is None:
-        raise ConfigError(
-            f"{op.name}: operators are called inside Pipeline.forward(); "
-            "to process data run the pipeline"
-        )
-    trace.append((op, dict(bindings)))
 
 
 class Pipeline:
@@ -91,11 +75,8 @@ class Pipeline:
         if self._spec is not None:
             return self._spec
         trace: list[tuple[Operator, dict[str, str]]] = []
-        token = _TRACE.set(trace)
-        try:
+        with tracing(lambda op, bindings: trace.append((op, bindings))):
             self.forward()
-        finally:
-            _TRACE.reset(token)
         if not trace:
             raise ConfigError(f"{type(self).__name__}.forward() called no operator")
         attr_of = {id(v): k for k, v in vars(self).items() if isinstance(v, Operator)}
@@ -128,8 +109,6 @@ class Pipeline:
 
     def compile(self, input: str | Path | None = None, **kwargs: Any) -> Plan:
         """Check the whole pipeline against the input's schema; raises CompileError listing all problems."""
-        from prepflow.engine.compiler import compile_pipeline
-
         return compile_pipeline(self.spec(), input=input, **kwargs)
 
     def run(
@@ -141,6 +120,4 @@ class Pipeline:
         **options: Any,
     ) -> RunReport:
         """Compile, then run (resuming from ``run_dir`` when it holds an earlier run)."""
-        from prepflow.engine.runner import run_pipeline
-
         return run_pipeline(self.spec(), input=input, output=output, run_dir=run_dir, **options)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prepflow.data import journal
+
 
 class RunProgress:
     def __init__(self, labels: list[str], *, enabled: bool) -> None:
@@ -35,6 +37,11 @@ class RunProgress:
             self.progress.add_task(label, total=None, rate="", stats="") for label in labels
         ]
         self.progress.start()
+
+    def on_event(self, event: journal.Event) -> None:
+        """A journal event of this run (commits and resumed shards move the bars)."""
+        if isinstance(event, journal.ShardCommitted):
+            self.update(event.step, event.stats, isinstance(event, journal.ShardResumed))
 
     def update(self, step: int, stats: dict[str, Any], resumed: bool) -> None:
         c = self.counts[step]

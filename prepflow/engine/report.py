@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prepflow.core.operator import StepStats
-from prepflow.data.runstore import RunStore
+from prepflow.data.runstore import RunStore, ShardRecord
+from prepflow.engine.compiler import CompiledStep, Plan
+from prepflow.engine.executors.base import Execution
 
 
 @dataclass
@@ -78,16 +80,17 @@ class RunReport:
         return "\n".join(lines) + "\n"
 
 
-def step_summaries(store: RunStore, plan_steps: list[Any], n_shards: int) -> list[dict[str, Any]]:
+def step_summaries(
+    records: dict[tuple[int, int], ShardRecord], steps: list[CompiledStep], n_shards: int
+) -> list[dict[str, Any]]:
     """Per-step totals over the current fingerprint's records of shards 0..n-1."""
-    records = store.records()
     out = []
-    for s in plan_steps:
+    for s in steps:
         total = StepStats()
         for k in range(n_shards):
             rec = records.get((s.index, k))
             if rec is not None and rec.fingerprint == s.fingerprint:
-                total.add(StepStats.from_dict(rec.stats))
+                total.add(rec.stats)
         out.append(
             {
                 "index": s.index,
@@ -102,9 +105,75 @@ def step_summaries(store: RunStore, plan_steps: list[Any], n_shards: int) -> lis
     return out
 
 
-def input_rows(store: RunStore, n_shards: int) -> int:
+def build_report(
+    store: RunStore,
+    plan: Plan,
+    execution: Execution,
+    *,
+    input: str,
+    output: str,
+    output_rows: int,
+    seconds: float,
+    llm: dict[str, Any],
+    max_failure_rate: float,
+) -> RunReport:
+    """The report of a finished session, from the journal (the dataset it describes, not the
+    sum of the sessions that made it)."""
     records = store.records()
-    return sum(records[(0, k)].stats["rows_out"] for k in range(n_shards) if (0, k) in records)
+    n = execution.n_shards
+    steps = step_summaries(records, plan.steps, n)
+    problems = [
+        f"step {s['index']} '{s['name']}': {s['failed']:,} of {s['rows_in']:,} rows failed "
+        f"(> {max_failure_rate:.0%}); see failures/{s['dir']}/"
+        for s in steps
+        if s["rows_in"] and s["failed"] / s["rows_in"] > max_failure_rate
+    ]
+    computed = sum(1 for (step, _), r in records.items() if step > 0 and r.session == store.session)
+    return RunReport(
+        pipeline=plan.spec.name,
+        run_dir=str(store.dir),
+        input=input,
+        output=output,
+        status="failed-threshold" if problems else "ok",
+        seconds=round(seconds, 3),
+        input_rows=sum(records[(0, k)].stats.rows_out for k in range(n) if (0, k) in records),
+        quarantined=execution.quarantined,
+        output_rows=output_rows,
+        steps=steps,
+        shards=n,
+        computed_shards=computed,
+        resumed_shards=n * len(plan.steps) - computed,
+        llm=llm,
+        problems=problems,
+    )
 
 
-__all__ = ["RunReport", "input_rows", "step_summaries"]
+def manifest(store: RunStore, plan: Plan, n_shards: int) -> dict[str, Any]:
+    """manifest.json: per step, its status, fingerprint and shards with their counts."""
+    records = store.records()
+    steps = []
+    for s in plan.steps:
+        shards = [
+            {
+                "shard": k,
+                "file": str(store.shard_path("steps", s.dirname, k).relative_to(store.dir)),
+                **records[(s.index, k)].stats.to_dict(),
+            }
+            for k in range(n_shards)
+            if (s.index, k) in records
+        ]
+        steps.append(
+            {
+                "index": s.index,
+                "name": s.name,
+                "op": s.op.name,
+                "version": s.op.version,
+                "fingerprint": s.fingerprint,
+                "status": "done" if len(shards) == n_shards else "incomplete",
+                "shards": shards,
+            }
+        )
+    return {"pipeline": plan.spec.name, "shards": n_shards, "steps": steps}
+
+
+__all__ = ["RunReport", "build_report", "manifest", "step_summaries"]

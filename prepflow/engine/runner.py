@@ -1,28 +1,43 @@
-"""Run a pipeline end to end: compile, ingest, execute (resuming), write the output and report."""
+"""Run a pipeline end to end: check, compile, execute (resuming), write the output and report.
+
+Everything that could destroy or leak something is refused before the input is read: an output
+that is the input (or inside or matched by it), an output over a directory, a run directory that
+prepflow did not make or that another run holds. The run store owns the run directory; the
+executor (chosen by name) owns scheduling; this module wires them and writes the results.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
+import errno
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from prepflow import __version__
 from prepflow.core.columns import schema_of
-from prepflow.core.errors import ConfigError
+from prepflow.core.errors import ConfigError, PrepflowError
 from prepflow.core.registry import registry
+from prepflow.data import journal
+from prepflow.data.guard import check_outputs_spare_input
 from prepflow.data.readers import open_input
-from prepflow.data.runstore import RunStore, shard_file
-from prepflow.data.writers import write_output
-from prepflow.engine.compiler import Plan, compile_pipeline, fingerprint
-from prepflow.engine.executor import ExecOptions, Executor, RunContext, check_quarantine_policy
+from prepflow.data.runstore import INPUT_STEP, RunStore, read_invocation, read_records
+from prepflow.data.writers import check_output, remove_stale_temps, write_output
+from prepflow.engine import executors
+from prepflow.engine.compiler import CompiledStep, Plan, compile_pipeline, fingerprint
+from prepflow.engine.context import EngineContext
+from prepflow.engine.executors.base import ExecOptions, Execution, check_quarantine_policy
 from prepflow.engine.progress import RunProgress
-from prepflow.engine.report import RunReport, input_rows, step_summaries
+from prepflow.engine.report import RunReport, build_report, manifest
 from prepflow.engine.spec import PipelineSpec, load_yaml
+from prepflow.serving import LazyServing
+from prepflow.serving.config import ServingConfig, redacted_serving
 
 DEFAULT_SHARD_ROWS = 50_000
 DEFAULT_LLM_SHARD_ROWS = 64  # LLM rows are slow and costly: resume at a fine grain
@@ -36,6 +51,26 @@ MIN_LLM_SHARD_ROWS = 8
 #: on the machine, so a run resumes with the same shards anywhere.
 SMALL_INPUT_SHARDS = 4
 MIN_AUTO_SHARD_ROWS = 1_000
+
+
+class RunInterrupted(PrepflowError):
+    """SIGINT or SIGTERM stopped the run; what finished is kept and the run resumes."""
+
+    def __init__(self, signum: int, run_dir: Path) -> None:
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"interrupted by {name}: finished shards and LLM answers are kept in {run_dir}; "
+            "run the same command again to resume"
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class DiskFull(PrepflowError):
+    """No space left while writing; nothing half-written is kept and the run resumes."""
 
 
 def default_shard_rows(estimated_rows: int, needs_llm: bool) -> int:
@@ -61,6 +96,7 @@ def run_pipeline(
     fresh: bool = False,
     max_failure_rate: float = 0.1,
     retry_failed: bool = False,
+    executor: str = "local",
 ) -> RunReport:
     """Run ``spec`` on ``input`` into ``output``; an existing ``run_dir`` is resumed.
 
@@ -71,7 +107,12 @@ def run_pipeline(
     check_quarantine_policy(on_bad_input)
     if overrides:
         spec.apply_overrides(overrides)
-    source = open_input(input)
+    input_url, output_url = os.fspath(input), os.fspath(output)  # a trailing / is meaningful
+    check_output(output_url)
+    executor_cls = executors.get(executor)
+    source = open_input(input_url)
+    run_path = Path(run_dir) if run_dir else Path("runs") / spec.name
+    check_outputs_spare_input(source, input_url, output_url, run_path)
     needs_llm = any(registry.get(s.op).requires.llm for s in spec.steps if s.op in registry)
     rows = int(
         shard_rows
@@ -84,224 +125,263 @@ def run_pipeline(
     plan = compile_pipeline(
         spec, input_schema=schema_of(source.schema()), base_fingerprint=ingest_fp
     )
+    serving_config = ServingConfig.model_validate(spec.serving or {}) if plan.needs_llm else None
 
-    run_path = Path(run_dir) if run_dir else Path("runs") / spec.name
-    if fresh and run_path.exists():
-        shutil.rmtree(run_path)
-    store = RunStore(run_path)
+    with RunStore(run_path, command="retry" if retry_failed else "run", fresh=fresh) as store:
+        _record_pipeline(store, plan)
+        previous = store.read_json("run.json") or {}
+        invocation = {
+            "input": input_url,
+            "output": output_url,
+            "shard_rows": rows,
+            "workers": workers,
+            "on_bad_input": on_bad_input,
+            "max_failure_rate": max_failure_rate,
+            "executor": executor,
+            "prepflow": __version__,
+            "output_written": previous.get("output_written"),
+        }
+        store.write_json("run.json", invocation)
+        if retry_failed:
+            for (step, shard), rec in store.records().items():
+                if rec.stats.failed:
+                    store.invalidate(step, shard)
+        remove_stale_temps(output_url)
+        bar = RunProgress(
+            ["input", *(f"{s.index}. {s.name}" for s in plan.steps)],
+            enabled=_tty() if progress is None else progress,
+        )
+        store.subscribe(bar.on_event)
+        store.append(
+            journal.RunStarted(
+                store.session,
+                pipeline=spec.name,
+                command="retry" if retry_failed else "run",
+                executor=executor,
+                input=input_url,
+                output=output_url,
+                pid=os.getpid(),
+                steps=[
+                    {
+                        "index": s.index,
+                        "name": s.name,
+                        "op": s.op.name,
+                        "fingerprint": s.fingerprint,
+                    }
+                    for s in plan.steps
+                ],
+            )
+        )
+        serving = (
+            LazyServing(
+                serving_config,
+                cache_path=store.cache_path,
+                log_dir=store.log_dir,
+                embeddings=any(s.op.requires.embedding for s in plan.steps),
+            )
+            if serving_config is not None
+            else None
+        )
+        seed = int(spec.settings.get("seed", 0))
+
+        def context(step: CompiledStep) -> EngineContext:
+            return EngineContext(
+                scratch=store.scratch_path(step.dirname), seed=seed, serving=serving
+            )
+
+        ex = executor_cls(
+            plan,
+            source,
+            store,
+            ExecOptions(shard_rows=rows, workers=workers, on_bad_input=on_bad_input),
+            ingest_fp,
+            context,
+        )
+        usage: dict[str, Any] = {}
+        caught: list[int] = []
+        status = "error"
+        try:
+            with _disk_full_explained():
+                execution = asyncio.run(_execute(ex, serving, usage, caught))
+            status = "ok"
+        except asyncio.CancelledError:
+            if not caught:
+                raise
+            status = "interrupted"
+            raise RunInterrupted(caught[0], run_path) from None
+        finally:
+            bar.close()
+            if usage:
+                store.append(journal.LLMUsage(store.session, usage=usage))
+            if status != "ok":
+                store.append(
+                    journal.RunFinished(
+                        store.session, status=status, seconds=time.perf_counter() - t0
+                    )
+                )
+        store.remove_stale_shards(
+            execution.n_shards, [INPUT_STEP, *(s.dirname for s in plan.steps)]
+        )
+        computed = any(
+            isinstance(e, journal.ShardCommitted) and e.session == store.session and e.step > 0
+            for e in store.events()
+        )
+        with _disk_full_explained():
+            out_rows = _write_output(
+                store, execution, output_url, plan.steps[-1].fingerprint, invocation, computed
+            )
+        report = build_report(
+            store,
+            plan,
+            execution,
+            input=input_url,
+            output=output_url,
+            output_rows=out_rows,
+            seconds=time.perf_counter() - t0,
+            llm=usage,
+            max_failure_rate=max_failure_rate,
+        )
+        store.write_json("report.json", report.to_dict())
+        store.write_text("report.md", report.to_markdown())
+        store.write_json("manifest.json", manifest(store, plan, execution.n_shards))
+        store.append(
+            journal.RunFinished(store.session, status=report.status, seconds=report.seconds)
+        )
+    return report
+
+
+async def _execute(
+    ex: Any, serving: LazyServing | None, usage: dict[str, Any], caught: list[int]
+) -> Execution:
+    """Prepare, execute and finish the executor; close the serving (if it was ever opened) and
+    keep its usage. SIGINT and SIGTERM cancel the run (``caught`` gets the signal): in-flight
+    requests are cancelled, finished shards and cached answers stay; a second signal ends the
+    process at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    signals = (signal.SIGINT, signal.SIGTERM) if _main_thread() else ()
+
+    def stop(signum: int) -> None:
+        caught.append(signum)
+        for sig in signals:
+            loop.remove_signal_handler(sig)  # the next signal acts at once
+        if task is not None:
+            task.cancel()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, stop, sig)
+    ex.prepare()
+    try:
+        await ex.execute()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        execution = ex.finish()
+        if serving is not None:
+            if serving.client is not None:
+                usage.update(serving.client.stats.to_dict())
+            await serving.aclose()
+    return execution
+
+
+def _record_pipeline(store: RunStore, plan: Plan) -> None:
+    """pipeline.yaml: the resolved pipeline with its step fingerprints, credentials redacted."""
+    spec = plan.spec
+    shown = PipelineSpec(
+        name=spec.name,
+        steps=spec.steps,
+        description=spec.description,
+        serving=redacted_serving(spec.serving),
+        imports=spec.imports,
+        settings=spec.settings,
+        source=spec.source,
+    )
     store.write_text(
         "pipeline.yaml",
         f"# prepflow {__version__}; step fingerprints: "
         + ", ".join(f"{s.name}={s.fingerprint}" for s in plan.steps)
         + "\n"
-        + spec.to_yaml(),
+        + shown.to_yaml(),
     )
-    previous = store.read_json("run.json") or {}
-    invocation = {
-        "input": str(input),
-        "output": str(output),
-        "shard_rows": rows,
-        "workers": workers,
-        "on_bad_input": on_bad_input,
-        "max_failure_rate": max_failure_rate,
-        "prepflow": __version__,
-        "output_written": previous.get("output_written"),
-    }
-    store.write_json("run.json", invocation)
-    if retry_failed:
-        _invalidate_failed(store)
-
-    opts = ExecOptions(
-        shard_rows=rows,
-        workers=workers,
-        on_bad_input=on_bad_input,
-        progress=sys.stderr.isatty() if progress is None else progress,
-    )
-    bar = RunProgress(
-        ["input", *(f"{s.index}. {s.name}" for s in plan.steps)], enabled=opts.progress
-    )
-    llm_stats: dict[str, Any] = {}
-    try:
-        asyncio.run(_execute(plan, source, store, opts, ingest_fp, bar, llm_stats, holder := []))
-    finally:
-        bar.close()
-        store.close()
-    executor: Executor = holder[0]
-    executor.remove_stale_shards()
-    final_fp = plan.steps[-1].fingerprint
-    history = [e for e in store.history() if e.get("session") == store.session and "stats" in e]
-    out_rows = _write_output(
-        store,
-        executor,
-        Path(output) if "://" not in str(output) else output,
-        final_fp,
-        invocation,
-        computed=bool(history),
-    )
-    steps = step_summaries(store, plan.steps, executor.n_shards)
-    problems = [
-        f"step {s['index']} '{s['name']}': {s['failed']:,} of {s['rows_in']:,} rows failed "
-        f"(> {max_failure_rate:.0%}); see failures/{s['dir']}/"
-        for s in steps
-        if s["rows_in"] and s["failed"] / s["rows_in"] > max_failure_rate
-    ]
-    report = RunReport(
-        pipeline=spec.name,
-        run_dir=str(run_path),
-        input=str(input),
-        output=str(output),
-        status="failed-threshold" if problems else "ok",
-        seconds=round(time.perf_counter() - t0, 3),
-        input_rows=input_rows(store, executor.n_shards),
-        quarantined=executor.quarantined,
-        output_rows=out_rows,
-        steps=steps,
-        shards=executor.n_shards,
-        computed_shards=sum(1 for e in history if e["step"] > 0),
-        resumed_shards=executor.n_shards * len(plan.steps)
-        - sum(1 for e in history if e["step"] > 0),
-        llm=llm_stats,
-        problems=problems,
-    )
-    store.write_json("report.json", report.to_dict())
-    store.write_text("report.md", report.to_markdown())
-    store.write_json("manifest.json", _manifest(store, plan, executor.n_shards))
-    return report
-
-
-async def _execute(
-    plan: Plan,
-    source: Any,
-    store: RunStore,
-    opts: ExecOptions,
-    ingest_fp: str,
-    bar: RunProgress,
-    llm_stats: dict[str, Any],
-    holder: list[Executor],
-) -> None:
-    async with _serving(plan, store, llm_stats) as serving:
-        executor = Executor(
-            plan,
-            source,
-            store,
-            opts,
-            ingest_fp,
-            RunContext(store.dir, serving),
-            on_commit=bar.update,
-        )
-        holder.append(executor)
-        await executor.run()
-
-
-@contextlib.asynccontextmanager
-async def _serving(plan: Plan, store: RunStore, llm_stats: dict[str, Any]) -> AsyncIterator[Any]:
-    """Open the pipeline's LLM serving only when a step needs it; record its usage on exit."""
-    if not plan.needs_llm:
-        yield None
-        return
-    from prepflow.serving import open_serving
-    from prepflow.serving.config import ServingConfig
-
-    config = ServingConfig.model_validate(plan.spec.serving or {})
-    async with open_serving(
-        config,
-        run_dir=store.dir,
-        cache_path=store.dir / "llm_cache.sqlite",
-        embeddings=any(s.op.requires.embedding for s in plan.steps),
-    ) as serving:
-        try:
-            yield serving
-        finally:
-            llm_stats.update(serving.stats.to_dict())
 
 
 def _write_output(
     store: RunStore,
-    executor: Executor,
-    output: Any,
+    execution: Execution,
+    output: str,
     final_fp: str,
     invocation: dict[str, Any],
-    *,
     computed: bool,
 ) -> int:
     """Write the final dataset, unless nothing was computed this session and this exact result
     is already there (a re-run does no work; a retry changes rows but not fingerprints)."""
     prev = invocation.get("output_written") or {}
-    out_path = Path(output) if isinstance(output, Path) else None
+    out_path = Path(output) if "://" not in output else None
     if (
         not computed
         and out_path is not None
         and prev.get("fingerprint") == final_fp
-        and prev.get("path") == str(output)
-        and prev.get("shards") == executor.n_shards
+        and prev.get("path") == output
+        and prev.get("shards") == execution.n_shards
         and out_path.exists()
         and out_path.stat().st_size == prev.get("size")
         and out_path.stat().st_mtime == prev.get("mtime")
     ):
         return int(prev["rows"])
-    rows = write_output(executor.final_shards(), output)
-    written = {
-        "path": str(output),
-        "fingerprint": final_fp,
-        "shards": executor.n_shards,
-        "rows": rows,
-    }
+    rows = write_output(execution.final_shards, output)
+    written = {"path": output, "fingerprint": final_fp, "shards": execution.n_shards, "rows": rows}
     if out_path is not None:
         written |= {"size": out_path.stat().st_size, "mtime": out_path.stat().st_mtime}
     store.write_json("run.json", {**invocation, "output_written": written})
     return rows
 
 
-def _invalidate_failed(store: RunStore) -> None:
-    for (step, shard), rec in store.records().items():
-        if rec.stats.get("failed"):
-            store.invalidate(step, shard)
+def _tty() -> bool:
+    return sys.stderr.isatty()
 
 
-def _manifest(store: RunStore, plan: Plan, n_shards: int) -> dict[str, Any]:
-    records = store.records()
-    steps = []
-    for s in plan.steps:
-        shards = [
-            {
-                "shard": k,
-                "file": str(shard_file(Path(), "steps", s.dirname, k)),
-                **records[(s.index, k)].stats,
-            }
-            for k in range(n_shards)
-            if (s.index, k) in records
-        ]
-        status = "done" if len(shards) == n_shards else "incomplete"
-        steps.append(
-            {
-                "index": s.index,
-                "name": s.name,
-                "op": s.op.name,
-                "version": s.op.version,
-                "fingerprint": s.fingerprint,
-                "status": status,
-                "shards": shards,
-            }
-        )
-    return {"pipeline": plan.spec.name, "shards": n_shards, "steps": steps}
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
-def retry_run(run_dir: str | Path, **overrides: Any) -> RunReport:
-    """Re-run a finished run's failed rows: reads how the run was invoked from ``run.json``."""
-    store = RunStore(run_dir)
-    inv = store.read_json("run.json")
-    if not inv or not (store.dir / "pipeline.yaml").exists():
-        raise ConfigError(f"{run_dir}: not a prepflow run directory (no run.json / pipeline.yaml)")
-    spec = load_yaml(store.dir / "pipeline.yaml")
+@contextlib.contextmanager
+def _disk_full_explained() -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        where = f" while writing {e.filename}" if e.filename else ""
+        raise DiskFull(
+            f"no space left on the device{where}: free some space and run the same command "
+            "again; finished shards are kept and the run resumes"
+        ) from None
+
+
+def retry_run(run_dir: str | Path, **options: Any) -> RunReport:
+    """Re-run a finished run's failed rows: reads how the run was invoked from ``run.json``.
+    ``options``: ``workers``, ``progress``, and serving overrides ``serving`` (a mapping)."""
+    path = Path(run_dir)
+    inv = read_invocation(path)
+    spec = load_yaml(path / "pipeline.yaml")
+    if options.get("serving") is not None:
+        spec.serving = options["serving"]
     return run_pipeline(
         spec,
         input=inv["input"],
         output=inv["output"],
-        run_dir=run_dir,
+        run_dir=path,
         shard_rows=inv["shard_rows"],
-        workers=overrides.get("workers", inv["workers"]),
+        workers=options.get("workers", inv["workers"]),
         on_bad_input=inv["on_bad_input"],
         max_failure_rate=inv["max_failure_rate"],
-        progress=overrides.get("progress"),
+        progress=options.get("progress"),
+        executor=inv.get("executor", "local"),
         retry_failed=True,
     )
+
+
+def failed_units(run_dir: str | Path) -> int:
+    """How many (step, shard) units of a run recorded failed rows (0: nothing to retry)."""
+    read_invocation(Path(run_dir))
+    return sum(1 for rec in read_records(Path(run_dir)).values() if rec.stats.failed)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,11 +27,30 @@ from prepflow.core.operator import (
     StepStats,
     failure_rows,
 )
-from prepflow.data.runstore import read_shard, write_shard_file
+from prepflow.data.runstore import ShardWriter, read_shard
 
 MAX_REASON_KEYS = 50
 #: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![A-Za-z_\d])")
+
+
+#: A run of rows ``[start, start + table.num_rows)`` that failed or gave this result.
+Outcome = Result | Exception
+
+
+def _isolate(batch: pa.Table, start: int) -> Generator[tuple[pa.Table, int], Outcome, Result]:
+    """Failure isolation, written once for sync and async operators: asks its driver to run
+    ``batch`` (a table and its first row's offset), and when that raises, bisects down to the
+    rows that fail, each of which becomes a failure record."""
+    outcome = yield batch, start
+    if isinstance(outcome, Result):
+        return outcome
+    if batch.num_rows <= 1:
+        return _failed(batch, outcome)
+    mid = batch.num_rows // 2
+    left = yield from _isolate(batch.slice(0, mid), start)
+    right = yield from _isolate(batch.slice(mid), start + mid)
+    return merge([left, right])
 
 
 def apply(op: Operator, batch: pa.Table) -> Result:
@@ -41,15 +59,20 @@ def apply(op: Operator, batch: pa.Table) -> Result:
     Errors of prepflow's own types (bad configuration, contract breaches) stop the run: they are
     not about a row. Any other exception becomes failure records for exactly the rows that raise.
     """
-    try:
-        return op.run_batch(batch)
-    except PrepflowError:
-        raise
-    except Exception as e:
-        if batch.num_rows <= 1:
-            return _failed(batch, e)
-        mid = batch.num_rows // 2
-        return merge([apply(op, batch.slice(0, mid)), apply(op, batch.slice(mid))])
+    steps = _isolate(batch, 0)
+    request = next(steps)
+    while True:
+        table, _ = request
+        try:
+            outcome: Outcome = op.run_batch(table)
+        except PrepflowError:
+            raise
+        except Exception as e:
+            outcome = e
+        try:
+            request = steps.send(outcome)
+        except StopIteration as done:
+            return done.value
 
 
 async def aapply(
@@ -61,22 +84,22 @@ async def aapply(
     """:func:`apply` for async operators; ``run(start, stop)``, when given, runs rows of a larger
     batch that ``batch`` is a slice of, beginning at row ``start`` (see
     :meth:`Operator.slice_runner`)."""
-    try:
-        if run is None:
-            return await op.arun_batch(batch)
-        return await run(start, start + batch.num_rows)
-    except PrepflowError:
-        raise
-    except Exception as e:
-        if batch.num_rows <= 1:
-            return _failed(batch, e)
-        mid = batch.num_rows // 2
-        return merge(
-            [
-                await aapply(op, batch.slice(0, mid), run, start),
-                await aapply(op, batch.slice(mid), run, start + mid),
-            ]
-        )
+    steps = _isolate(batch, start)
+    request = next(steps)
+    while True:
+        table, at = request
+        try:
+            outcome: Outcome = await (
+                op.arun_batch(table) if run is None else run(at, at + table.num_rows)
+            )
+        except PrepflowError:
+            raise
+        except Exception as e:
+            outcome = e
+        try:
+            request = steps.send(outcome)
+        except StopIteration as done:
+            return done.value
 
 
 def _failed(batch: pa.Table, error: Exception) -> Result:
@@ -143,31 +166,21 @@ def _counts(column: pa.ChunkedArray, *, normalise: bool) -> dict[str, int]:
 class ShardJob:
     """One shard through consecutive steps; picklable so a worker process can run it."""
 
-    run_dir: Path
+    writer: ShardWriter
     shard: int
     source: Path  # Parquet shard the first step reads
-    steps: list[tuple[int, str]]  # (step index, step dir name)
+    steps: list[str]  # step dir names, in order
 
 
-def write_result(run_dir: Path, step_dir: str, shard: int, result: Result) -> None:
-    for kind, table in (
-        ("steps", result.kept),
-        ("dropped", result.dropped),
-        ("failures", result.failed),
-    ):
-        write_shard_file(run_dir, kind, step_dir, shard, table)
-
-
-def run_sync(job: ShardJob, ops: list[Operator]) -> list[dict[str, Any]]:
-    """Run a shard through sync steps, writing each step's files; returns per-step stats dicts."""
+def run_sync(job: ShardJob, ops: list[Operator]) -> list[StepStats]:
+    """Run a shard through sync steps, writing each step's files; returns per-step stats."""
     batch = read_shard(job.source)
     out = []
-    for (index, step_dir), op in zip(job.steps, ops, strict=True):
+    for step_dir, op in zip(job.steps, ops, strict=True):
         t0 = time.perf_counter()
         result = apply(op, batch)
-        stats = stats_of(op, batch.num_rows, result, time.perf_counter() - t0)
-        write_result(job.run_dir, step_dir, job.shard, result)
-        out.append({"step": index, **stats.to_dict()})
+        out.append(stats_of(op, batch.num_rows, result, time.perf_counter() - t0))
+        job.writer.write(step_dir, job.shard, result)
         batch = result.kept
     return out
 
@@ -186,7 +199,7 @@ async def run_async_chain(
     job: ShardJob,
     ops: list[Operator],
     read: Callable[[Path], Awaitable[pa.Table]],
-    on_step: Callable[[int, dict[str, Any]], None],
+    on_step: Callable[[int, StepStats], None],
 ) -> None:
     """Run a shard through consecutive async steps, streaming rows from one to the next.
 
@@ -265,8 +278,8 @@ async def run_async_chain(
         results[s].clear()
         seconds = max(0.0, last_end[s] - first_start[s])
         stats = stats_of(ops[s], rows_in[s], result, seconds)
-        write_result(job.run_dir, job.steps[s][1], job.shard, result)
-        on_step(s, stats.to_dict())
+        job.writer.write(job.steps[s], job.shard, result)
+        on_step(s, stats)
         if s + 1 < n:
             empty[s + 1], closed[s + 1] = result.kept.slice(0, 0), True
             close(s + 1)

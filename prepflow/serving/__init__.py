@@ -1,22 +1,24 @@
 """The LLM serving layer: one OpenAI-compatible client for every model, hosted or local.
 
-``open_serving(config, run_dir=..., cache_path=...)`` is an *async* context manager used on the
+``open_serving(config, cache_path=..., log_dir=...)`` is an *async* context manager used on the
 engine's event loop::
 
-    async with open_serving(config, run_dir=run_dir, cache_path=None) as serving:
+    async with open_serving(config, cache_path=None) as serving:
         response = await serving.chat([{"role": "user", "content": "Hi"}])
 
-It launches the local server the backend needs (llama.cpp, vLLM, SGLang, or the scripted test
-server), opens the response cache (``cache_path``, else ``<run_dir>/llm_cache.sqlite``, else
-none), and closes everything on exit. This module stays import-light: the HTTP client loads on
+It launches the local server the backend needs (llama.cpp, vLLM, SGLang; its log goes to
+``log_dir``), opens the response cache at ``cache_path`` (none without one), and closes
+everything on exit. :class:`LazyServing` does the same at the first request, so a run with
+nothing left to ask starts no server. This module stays import-light: the HTTP client loads on
 first use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,6 @@ _LAZY = {
     "ChatResponse": "prepflow.serving.client",
     "ServingStats": "prepflow.serving.client",
     "ResponseCache": "prepflow.serving.cache",
-    "ScriptedServer": "prepflow.serving.testing",
 }
 
 
@@ -39,20 +40,19 @@ _LAZY = {
 async def open_serving(
     config: ServingConfig,
     *,
-    run_dir: Path | None = None,
     cache_path: Path | None = None,
+    log_dir: Path | None = None,
     embeddings: bool = False,
 ) -> AsyncIterator[OpenAIServing]:
     """The client of ``config``'s endpoint; ``embeddings``: a local server must also embed."""
-    from prepflow.serving.cache import CACHE_FILE, ResponseCache
+    from prepflow.serving.cache import ResponseCache
     from prepflow.serving.client import OpenAIServing
 
-    path = cache_path or (Path(run_dir) / CACHE_FILE if run_dir is not None else None)
     with contextlib.ExitStack() as stack:
-        cache = ResponseCache(path) if path is not None else None
+        cache = ResponseCache(cache_path) if cache_path is not None else None
         if cache is not None:
             stack.callback(cache.close)
-        base_url, model = _endpoint(config, run_dir, stack, embeddings=embeddings)
+        base_url, model = _endpoint(config, log_dir, stack, embeddings=embeddings)
         async with OpenAIServing(
             base_url,
             model,
@@ -66,6 +66,7 @@ async def open_serving(
             generation=config.generation,
             structured_output=config.structured_output,
             embedding_model=config.embedding_model,
+            url_credentials=config.url_credentials,
         ) as serving:
             yield serving
 
@@ -89,7 +90,7 @@ def client_timeout(config: ServingConfig) -> float:
 
 
 def _endpoint(
-    config: ServingConfig, run_dir: Path | None, stack: contextlib.ExitStack, *, embeddings: bool
+    config: ServingConfig, log_dir: Path | None, stack: contextlib.ExitStack, *, embeddings: bool
 ) -> tuple[str, str]:
     """Base URL and model name to talk to, starting a local server on ``stack`` if needed."""
     if config.backend == "openai":
@@ -97,18 +98,6 @@ def _endpoint(
         if missing:
             raise ConfigError(f"serving: backend openai needs {' and '.join(missing)}")
         return str(config.base_url), str(config.model)
-    if config.backend == "test":
-        from prepflow.serving.testing import ScriptedServer
-
-        options = dict(config.launch)
-        if isinstance(options.get("responder"), str):
-            options["responder"] = _import_object(options["responder"])
-        try:
-            server = ScriptedServer(**options, model=config.model or "test-model")
-        except TypeError as e:
-            raise ConfigError(f"serving.launch for backend test: {e}") from None
-        stack.enter_context(server)
-        return server.url, server.model
     try:
         from prepflow.serving.launchers import launch
     except ImportError as e:
@@ -119,18 +108,62 @@ def _endpoint(
     options = dict(config.launch)
     if embeddings and config.backend == "llamacpp":
         options.setdefault("embeddings", True)
-    server = stack.enter_context(launch(config.backend, config.model, run_dir=run_dir, **options))
+    server = stack.enter_context(launch(config.backend, config.model, log_dir=log_dir, **options))
     return server.base_url, server.model
 
 
-def _import_object(spec: str) -> Any:
-    module, sep, name = spec.partition(":")
-    if not sep:
-        raise ConfigError(f"serving.launch.responder must be 'module:function', got {spec!r}")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"serving.launch.responder {spec!r}: {e}") from None
+class LazyServing:
+    """The serving of ``config``, opened (server launched, cache opened) at the first request
+    and closed by :meth:`aclose`: a run whose LLM steps are all resumed starts nothing.
+    Satisfies :class:`prepflow.core.context.Serving`."""
+
+    def __init__(
+        self,
+        config: ServingConfig,
+        *,
+        cache_path: Path | None = None,
+        log_dir: Path | None = None,
+        embeddings: bool = False,
+        on_open: Callable[[OpenAIServing], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.generation = dict(config.generation)
+        self._args = {"cache_path": cache_path, "log_dir": log_dir, "embeddings": embeddings}
+        self._on_open = on_open
+        self._stack = contextlib.AsyncExitStack()
+        self._client: OpenAIServing | None = None
+        self._opening: asyncio.Lock | None = None
+
+    @property
+    def client(self) -> OpenAIServing | None:
+        """The open client, or None while nothing has been asked."""
+        return self._client
+
+    async def open(self) -> OpenAIServing:
+        if self._client is None:
+            self._opening = self._opening or asyncio.Lock()
+            async with self._opening:
+                if self._client is None:
+                    client = await self._stack.enter_async_context(
+                        open_serving(self.config, **self._args)
+                    )
+                    if self._on_open is not None:
+                        self._on_open(client)
+                    self._client = client
+        return self._client
+
+    async def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+        return await (await self.open()).chat(messages, **kwargs)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await (await self.open()).embed(texts)
+
+    def forget(self, response: Any) -> None:
+        if self._client is not None:
+            self._client.forget(response)
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
 
 
 def __getattr__(name: str) -> Any:
@@ -139,4 +172,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'prepflow.serving' has no attribute {name!r}")
 
 
-__all__ = [*_LAZY, "ServingConfig", "client_concurrency", "client_timeout", "open_serving"]
+__all__ = [
+    *_LAZY,
+    "LazyServing",
+    "ServingConfig",
+    "client_concurrency",
+    "client_timeout",
+    "open_serving",
+]

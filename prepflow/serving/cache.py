@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 #: File name of the cache inside a run directory.
-CACHE_FILE = "llm_cache.sqlite"
 
 
 def cache_key(request: Mapping[str, Any]) -> bytes:

@@ -19,6 +19,7 @@ import email.utils
 import logging
 import random
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from prepflow.serving.cache import ResponseCache, cache_key
-from prepflow.serving.config import DEFAULT_CONCURRENCY
+from prepflow.serving.config import DEFAULT_CONCURRENCY, REDACTED, UrlCredentials
 from prepflow.serving.errors import (
     ConnectionFailed,
     InvalidOutput,
@@ -133,6 +134,7 @@ class OpenAIServing:
         embed_batch: int = 64,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        url_credentials: UrlCredentials | None = None,
     ) -> None:
         if structured_output not in ("auto", "response_format", "prompt"):
             raise ValueError(
@@ -152,8 +154,16 @@ class OpenAIServing:
         self.stats = ServingStats()
         self._limiter = AdaptiveLimiter(concurrency)
         self._headers = {"Content-Type": "application/json"}
-        if api_key:
+        creds = url_credentials or UrlCredentials()
+        self._basic = (
+            (creds.user or "", creds.password or "") if creds.user or creds.password else None
+        )
+        self._params = dict(creds.query)
+        self._secrets = [v for v in (*creds.secrets, api_key) if v]
+        if api_key and self._basic is None:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        elif api_key:
+            log.warning("the base URL carries a user and password: sending those, not the API key")
         self._http: aiohttp.ClientSession | None = None
         self._pending: dict[bytes, asyncio.Future[Any]] = {}
 
@@ -357,6 +367,7 @@ class OpenAIServing:
                     total=self.timeout_s, sock_connect=min(10.0, self.timeout_s)
                 ),
                 headers=self._headers,
+                auth=aiohttp.BasicAuth(*self._basic) if self._basic else None,
             )
         return self._http
 
@@ -402,7 +413,9 @@ class OpenAIServing:
         wait = None
         self.stats.requests += 1
         try:
-            async with self._session().request(method, url, data=data) as r:
+            async with self._session().request(
+                method, url, data=data, params=self._params or None
+            ) as r:
                 raw, status = await r.read(), r.status
                 if status in (429, 503):
                     pushback, wait = True, retry_after_s(r.headers.get("Retry-After"))
@@ -411,11 +424,11 @@ class OpenAIServing:
             pushback = True  # a server that queues more than it decodes answers too late
             raise RequestTimeout(f"no answer within {self.timeout_s:g}s") from None
         except (aiohttp.ClientError, OSError) as e:
-            raise ConnectionFailed(f"{type(e).__name__}: {e}") from None
+            raise ConnectionFailed(self._scrub(f"{type(e).__name__}: {e}")) from None
         finally:
             self._limiter.release(round_, ok=ok, pushback=pushback, retry_after=wait)
         if status != 200:
-            raise _http_error(status, raw, retry_after=wait)
+            raise _http_error(status, self._scrub(raw.decode(errors="replace")), retry_after=wait)
         try:
             return decode(orjson.loads(raw))
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as e:
@@ -423,6 +436,12 @@ class OpenAIServing:
                 f"unusable response body ({type(e).__name__}: {e})",
                 raw=raw[:2000].decode(errors="replace"),
             ) from None
+
+    def _scrub(self, text: str) -> str:
+        """``text`` (an error from the HTTP stack or the server) without any credential."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED).replace(urllib.parse.quote(secret), REDACTED)
+        return text
 
     # ---- accounting ------------------------------------------------------------------------
 
@@ -459,11 +478,11 @@ def _response(value: dict[str, Any], key: bytes, *, cached: bool, attempts: int)
     )
 
 
-def _http_error(status: int, raw: bytes, *, retry_after: float | None) -> ServingError:
+def _http_error(status: int, raw: str, *, retry_after: float | None) -> ServingError:
     try:
         detail = orjson.loads(raw)["error"]["message"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        detail = raw[:300].decode(errors="replace")
+        detail = raw[:300]
     message = f"HTTP {status}: {detail}"
     cls = {429: RateLimited, 408: RequestTimeout, 501: RequestRejected, 505: RequestRejected}.get(
         status

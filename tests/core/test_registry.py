@@ -69,12 +69,12 @@ def test_duplicate_operator_name_is_rejected() -> None:
 
 
 def test_operator_index_names_the_module_of_every_builtin_operator() -> None:
-    from prepflow.core.registry import builtin_index
-    from prepflow.operators._index import MODULES
+    from prepflow.operators import builtin_index
+    from prepflow.operators.index import MODULES
 
     assert builtin_index() == MODULES, (
-        "prepflow/operators/_index.py is out of date: run "
-        "python -c 'from prepflow.core.registry import write_index; write_index()'"
+        "prepflow/operators/index.py is out of date: run "
+        "python -c 'import prepflow.operators as o; o.write_index()'"
     )
 
 
@@ -87,6 +87,13 @@ def _fresh_interpreter(code: str) -> str:
     return done.stdout.strip()
 
 
+def test_builtin_operators_come_through_the_entry_point_third_parties_use() -> None:
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="prepflow.operators") if e.name == "prepflow"]
+    assert ep.value == "prepflow.operators.index:MODULES"
+
+
 def test_lookup_by_name_imports_only_the_defining_module() -> None:
     out = _fresh_interpreter(
         "import sys\n"
@@ -97,14 +104,15 @@ def test_lookup_by_name_imports_only_the_defining_module() -> None:
     )
     assert out == (
         "prepflow.operators.text.heuristics True False "
-        "['prepflow.operators.text', 'prepflow.operators.text.heuristics', "
+        "['prepflow.operators.index', 'prepflow.operators.text', "
+        "'prepflow.operators.text.heuristics', "
         "'prepflow.operators.text.refiners']"
     )
 
 
 def test_stale_index_entry_falls_back_to_loading_every_module() -> None:
     out = _fresh_interpreter(
-        "import prepflow.operators._index as index\n"
+        "import prepflow.operators.index as index\n"
         "index.MODULES['GopherQualityFilter'] = 'prepflow.operators.general.llm'\n"
         "from prepflow.core.registry import registry\n"
         "print(registry.get('GopherQualityFilter').__module__, registry._loaded)"

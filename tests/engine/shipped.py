@@ -79,7 +79,7 @@ def _responder(spec: str) -> Callable[..., Any]:
 def run_case(case: Case, workdir: Path, run: Callable[..., Any]) -> str:
     """Run ``case`` with ``run(spec, input=, output=, run_dir=)`` and return the output digest."""
     from prepflow.engine.spec import load_yaml
-    from tests.scripted import ScriptedServer
+    from prepflow.testing import ScriptedServer
 
     out = workdir / f"{case.key}.jsonl"
     spec = load_yaml(case.pipeline)

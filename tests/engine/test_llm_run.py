@@ -15,7 +15,7 @@ import pytest
 
 from prepflow.engine.runner import retry_run, run_pipeline
 from prepflow.engine.spec import load_yaml
-from prepflow.serving.testing import ChatRequest, ScriptedServer
+from prepflow.testing import ChatRequest, ScriptedServer
 
 
 def answer(req: ChatRequest) -> str:
@@ -201,7 +201,7 @@ def test_retry_resends_only_rows_whose_answers_were_unusable(tmp_path: Path) -> 
 def test_rows_stream_to_the_next_llm_step_without_waiting_for_slow_answers(
     tmp_path: Path,
 ) -> None:
-    from prepflow.serving.testing import Reply
+    from prepflow.testing import Reply
 
     def slow_first(req: ChatRequest) -> str | Reply:
         reply = answer(req)
@@ -237,7 +237,7 @@ def test_rows_of_a_step_that_reads_its_whole_shard_still_move_on_one_by_one(
 ) -> None:
     """QuestionSynthesizer pairs each seed with the next, so it starts on its whole shard; the
     follow-up of each new problem is still sent as soon as that problem is in."""
-    from prepflow.serving.testing import Reply
+    from prepflow.testing import Reply
 
     def respond(req: ChatRequest) -> str | Reply:
         if req.prompt.startswith("R: "):

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prepflow.core.errors import CompileError, InputError
-from prepflow.data.runstore import RunStore
+from prepflow.data import journal
 from prepflow.engine.runner import retry_run, run_pipeline
 from prepflow.engine.spec import load_yaml
 
@@ -95,10 +95,9 @@ def test_changed_parameter_recomputes_exactly_that_step_and_later(
         input=small_input, output=out, run_dir=tmp_path / "run", shard_rows=128, progress=False
     )
     run_pipeline(load_yaml(pipeline_yaml()), **kw)
-    store = RunStore(tmp_path / "run")
-    first = {e["session"] for e in store.history()}
+    first = {e["session"] for e in _journal_steps(tmp_path / "run")}
     rep = run_pipeline(load_yaml(pipeline_yaml()), overrides=["min_len.min=20"], **kw)
-    new = [e for e in RunStore(tmp_path / "run").history() if e["session"] not in first]
+    new = [e for e in _journal_steps(tmp_path / "run") if e["session"] not in first]
     assert {e["step"] for e in new} == {3}  # only the changed step, for every shard
     assert sorted(e["shard"] for e in new) == list(range(8))
     assert rep.computed_shards == 8
@@ -240,7 +239,12 @@ def test_malformed_input_stops_or_quarantines(tmp_path: Path) -> None:
 
 
 def _journal_steps(run: Path) -> list[dict]:
-    return RunStore(run).history()
+    """The shard commits of a run's journal, oldest first."""
+    return [
+        {"step": e.step, "shard": e.shard, "session": e.session, "fp": e.fp}
+        for e in journal.read(run / "journal.jsonl")
+        if isinstance(e, journal.ShardCommitted)
+    ]
 
 
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
@@ -333,7 +337,7 @@ def test_default_shards_spread_a_small_input_and_cap_a_large_one(tmp_path: Path)
     ]
 
 
-def test_global_step_summarizes_shards_at_once_and_absorbs_them_in_order(
+def test_global_step_summarizes_shards_at_once_and_merges_them_all(
     tmp_path: Path,
 ) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"row {i}"} for i in range(40)])
@@ -347,7 +351,9 @@ def test_global_step_summarizes_shards_at_once_and_absorbs_them_in_order(
         workers=2,
         progress=False,
     )
-    trace = json.loads((tmp_path / "run" / "global_trace.json").read_text())
-    assert trace["absorbed"] == [0, 10, 20, 30]  # shard order, though shard 0 finished last
+    trace = json.loads(
+        (tmp_path / "run" / "scratch" / "01-ttracedglobal" / "global_trace.json").read_text()
+    )
+    assert trace["merged"] == [0, 10, 20, 30]  # every shard, though shard 0 finished last
     assert trace["most"] == 2  # two summaries at a time with two workers, never more
     assert rep.output_rows == 40

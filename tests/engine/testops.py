@@ -92,8 +92,9 @@ class TPid(GenerateOperator):
 
 
 class TTracedGlobal(FilterOperator):
-    """A global filter that keeps every row and writes, at finalize, the order in which shards
-    were absorbed and how many ``summarize`` calls ran at once (``global_trace.json``)."""
+    """A global filter that keeps every row and writes, at finalize, the shards its merged state
+    holds and how many ``summarize`` calls ran at once (``global_trace.json`` in its scratch
+    directory)."""
 
     domain = "test"
     is_global = True
@@ -104,13 +105,12 @@ class TTracedGlobal(FilterOperator):
     def setup(self, ctx) -> None:
         import threading
 
-        self._trace = ctx.run_dir / "global_trace.json"
+        self._trace = ctx.scratch_dir / "global_trace.json"
         self._lock = threading.Lock()
         self._running = 0
         self._most = 0
-        self._absorbed: list[int] = []
 
-    def summarize(self, batch: pa.Table) -> int:
+    def summarize(self, batch: pa.Table) -> list[int]:
         first = batch.column("_id")[0].as_py()
         with self._lock:
             self._running += 1
@@ -118,15 +118,15 @@ class TTracedGlobal(FilterOperator):
         time.sleep(self.params.sleep_s * (3 if first == 0 else 1))  # the first finishes last
         with self._lock:
             self._running -= 1
-        return first
+        return [first]
 
-    def absorb(self, summary: int) -> None:
-        self._absorbed.append(summary)
+    def merge(self, a: list[int], b: list[int]) -> list[int]:
+        return a + b
 
-    def finalize(self) -> None:
+    def finalize(self, state: list[int]) -> None:
         import json
 
-        self._trace.write_text(json.dumps({"absorbed": self._absorbed, "most": self._most}))
+        self._trace.write_text(json.dumps({"merged": sorted(state), "most": self._most}))
 
     def keep(self, batch: pa.Table):
         return pa.repeat(pa.scalar(True), batch.num_rows)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from prepflow.serving.testing import ScriptedServer
+from prepflow.testing import ScriptedServer
 
 
 @pytest.fixture

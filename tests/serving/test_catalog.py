@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from prepflow.cli.models import models_app
 from prepflow.core.errors import ConfigError
 from prepflow.serving import catalog
 from prepflow.serving.catalog import ChecksumError, MirrorPart, ModelEntry
-from prepflow.serving.cli import models_app
 
 PART1, PART2 = b"GGUF" + bytes(range(256)) * 40, b"second chunk " * 300
 CONTENT = PART1 + PART2

@@ -12,7 +12,7 @@ import pytest
 
 from prepflow.serving.client import OpenAIServing, retry_after_s
 from prepflow.serving.errors import RequestRejected, ServerError
-from prepflow.serving.testing import Reply, ScriptedServer, embed_text
+from prepflow.testing import Reply, ScriptedServer, embed_text
 
 
 def ask(prompt: str) -> list[dict[str, str]]:

@@ -9,7 +9,7 @@ import orjson
 import pyarrow as pa
 
 from prepflow.operators.general.llm import PromptedEvaluator
-from prepflow.serving.testing import FAULTS, run_operator
+from prepflow.testing import FAULTS, run_operator
 
 N = 200
 RETRY_AFTER = 0.05

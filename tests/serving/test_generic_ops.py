@@ -17,7 +17,7 @@ from prepflow.operators.general.llm import (
     PromptedGenerator,
     PromptedRefiner,
 )
-from prepflow.serving.testing import Reply, run_operator
+from prepflow.testing import Reply, run_operator
 
 
 def rows(**columns: list) -> pa.Table:

@@ -233,7 +233,7 @@ def smollm() -> str:
 def test_real_llamacpp_server_answers_and_stops(smollm, tmp_path):
     with (
         pytest.raises(KeyboardInterrupt),
-        launch("llamacpp", smollm, run_dir=tmp_path, ctx_size=512, n_parallel=2) as server,
+        launch("llamacpp", smollm, log_dir=tmp_path / "logs", ctx_size=512, n_parallel=2) as server,
     ):
         assert server.model == "smollm2-135m-instruct"
         assert server.base_url.startswith("http://127.0.0.1:")

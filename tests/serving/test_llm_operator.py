@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -17,7 +16,7 @@ from prepflow.core.llm import LLMOperator, LLMParams, fields_model, python_type
 from prepflow.core.operator import Kind
 from prepflow.core.prompts import PromptTemplate
 from prepflow.serving.client import OpenAIServing
-from prepflow.serving.testing import run_operator
+from prepflow.testing import FakeContext, run_operator
 
 
 class Sum(BaseModel):
@@ -27,7 +26,7 @@ class Sum(BaseModel):
 class AddOp(LLMOperator):
     """Adds two numbers with the model (test operator)."""
 
-    _abstract = True  # keep test operators out of the registry
+    abstract = True  # keep test operators out of the registry
     name = "AddOp"
     kind = Kind.EVALUATE
     inputs = (Column("question", "string"),)
@@ -126,7 +125,7 @@ def test_template_errors_and_missing_serving_are_clear():
     with pytest.raises(ConfigError, match=r"^AddOp: prompt: template syntax error on line 1"):
         AddOp(prompt="{{ question ")
     with pytest.raises(ConfigError, match="needs an LLM: add a 'serving:' section"):
-        AddOp().setup(SimpleNamespace(serving=None, run_dir=None))
+        AddOp().setup(FakeContext())
     with pytest.raises(OperatorContractError, match="setup"):
         asyncio.run(AddOp().arun_batch(table(["1+1"], "question")))
     with pytest.raises(OperatorContractError, match="is async"):
@@ -139,7 +138,7 @@ class Verdict(BaseModel):
 
 
 class KeepOp(LLMOperator):
-    _abstract = True
+    abstract = True
     name = "KeepOp"
     kind = Kind.FILTER
     template = PromptTemplate("Keep {{ text }}?")
@@ -163,7 +162,7 @@ def test_filter_records_a_reason_for_each_drop(scripted):
 
 
 class SplitOp(LLMOperator):
-    _abstract = True
+    abstract = True
     name = "SplitOp"
     kind = Kind.GENERATE
     outputs = (Column("word", "string"),)
@@ -185,7 +184,7 @@ def test_fan_out_children_keep_the_parent_id_and_empty_fan_out_fails(scripted):
 
 
 class UpperOp(LLMOperator):
-    _abstract = True
+    abstract = True
     name = "UpperOp"
     kind = Kind.REFINE
     inputs = (Column("text", "string"),)
@@ -205,7 +204,7 @@ def test_refine_rewrites_the_bound_column_in_place(scripted):
 
 def test_wrong_output_types_and_unknown_outputs_are_failures(scripted):
     class Loose(AddOp):
-        _abstract = True
+        abstract = True
         schema = None
 
         def parse(self, row, response):
@@ -225,7 +224,7 @@ def test_batches_in_flight_together_overlap(scripted):
     async def main() -> list[Any]:
         async with OpenAIServing(server.url, server.model, concurrency=32) as serving:
             op = AddOp()
-            op.setup(SimpleNamespace(serving=serving, run_dir=None))
+            op.setup(FakeContext(serving=serving))
             batches = [table([f"{b}+{i}" for i in range(8)], "question") for b in (10, 20)]
             return await asyncio.gather(*(op.arun_batch(b) for b in batches))
 

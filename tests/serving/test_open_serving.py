@@ -12,9 +12,8 @@ from pydantic import ValidationError
 
 from prepflow.core.errors import ConfigError
 from prepflow.serving import ServingConfig, client_concurrency, client_timeout, open_serving
-from prepflow.serving.cache import CACHE_FILE
 from prepflow.serving.config import DEFAULT_CONCURRENCY
-from prepflow.serving.testing import ScriptedServer
+from prepflow.testing import ScriptedServer
 
 from .test_client import ask
 
@@ -32,22 +31,20 @@ def chat_once(config: ServingConfig, **kwargs) -> tuple[str, dict]:
     return asyncio.run(main())
 
 
-def test_openai_backend_caches_under_the_run_dir(scripted, tmp_path):
+def test_openai_backend_caches_at_the_cache_path(scripted, tmp_path):
     server = scripted(shout)
     config = ServingConfig(
         backend="openai", base_url=server.url, model="m", generation={"temperature": 0}
     )
-    assert chat_once(config, run_dir=tmp_path)[0] == "HELLO"
+    cache = tmp_path / "llm_cache.sqlite"
+    assert chat_once(config, cache_path=cache)[0] == "HELLO"
     assert server.received[0].body["temperature"] == 0
-    assert (tmp_path / CACHE_FILE).is_file()
-    text, stats = chat_once(config, run_dir=tmp_path)
+    assert cache.is_file()
+    text, stats = chat_once(config, cache_path=cache)
     assert (text, stats["requests"], stats["cache_hits"]) == ("HELLO", 0, 1)
-    shared = tmp_path / "shared" / "cache.sqlite"
-    chat_once(config, run_dir=tmp_path / "other", cache_path=shared)
-    assert shared.is_file() and not (tmp_path / "other").exists()
 
 
-def test_no_run_dir_and_no_cache_path_means_no_cache(scripted):
+def test_no_cache_path_means_no_cache(scripted):
     server = scripted(shout)
     config = ServingConfig(backend="openai", base_url=server.url, model="m")
     chat_once(config)
@@ -60,23 +57,17 @@ def test_openai_backend_needs_url_and_model():
         chat_once(ServingConfig(backend="openai"))
 
 
-def test_test_backend_starts_the_scripted_server_from_config():
-    config = ServingConfig(
-        backend="test", model="tiny", launch={"responder": "tests.serving.test_open_serving:shout"}
-    )
-    assert chat_once(config)[0] == "HELLO"
-    with pytest.raises(ConfigError, match=r"serving.launch for backend test"):
-        chat_once(ServingConfig(backend="test", launch={"no_such_option": 1}))
-    with pytest.raises(ConfigError, match="must be 'module:function'"):
-        chat_once(ServingConfig(backend="test", launch={"responder": "shout"}))
+def test_there_is_no_test_backend_in_production_config():
+    with pytest.raises(ValueError, match="backend"):
+        ServingConfig(backend="test")
 
 
 def test_local_backends_go_through_the_launcher(monkeypatch, tmp_path):
     calls = []
 
     @contextlib.contextmanager
-    def launch(backend, model, *, run_dir, **options):
-        calls.append((backend, model, run_dir, options))
+    def launch(backend, model, *, log_dir, **options):
+        calls.append((backend, model, log_dir, options))
         with ScriptedServer(shout, model="qwen-served") as server:
             yield types.SimpleNamespace(base_url=server.url, model=server.model)
 
@@ -86,7 +77,7 @@ def test_local_backends_go_through_the_launcher(monkeypatch, tmp_path):
         types.SimpleNamespace(launch=launch),
     )
     config = ServingConfig(backend="llamacpp", model="qwen2.5-0.5b-instruct", launch={"threads": 2})
-    assert chat_once(config, run_dir=tmp_path)[0] == "HELLO"
+    assert chat_once(config, log_dir=tmp_path)[0] == "HELLO"
     assert calls == [("llamacpp", "qwen2.5-0.5b-instruct", tmp_path, {"threads": 2})]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import SimpleNamespace
 
 import orjson
 import pyarrow as pa
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 
 from prepflow.operators.general.llm import PromptedEvaluator
 from prepflow.serving import ServingConfig, open_serving
+from prepflow.testing import FakeContext
 
 from .test_faults import judge
 
@@ -40,9 +40,9 @@ def test_api_key_never_written_anywhere(scripted, tmp_path, monkeypatch, caplog)
     )
 
     async def main():
-        async with open_serving(config, run_dir=run_dir) as serving:
+        async with open_serving(config, cache_path=run_dir / "llm_cache.sqlite") as serving:
             op = PromptedEvaluator()
-            op.setup(SimpleNamespace(serving=serving, run_dir=run_dir))
+            op.setup(FakeContext(serving=serving))
             return await op.arun_batch(batch), serving.stats.to_dict(), repr(serving)
 
     result, stats, shown = asyncio.run(main())

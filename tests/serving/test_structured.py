@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from prepflow.core.errors import ConfigError
 from prepflow.serving.errors import InvalidOutput, RequestRejected, TruncatedOutput
 from prepflow.serving.structured import InvalidJSON, OutputSchema, extract_json
-from prepflow.serving.testing import Reply
+from prepflow.testing import Reply
 
 from .test_client import ask, run
 

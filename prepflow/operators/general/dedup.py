@@ -1,17 +1,19 @@
-"""Exact deduplication over chosen columns, as a global two-pass filter."""
+"""Exact deduplication over chosen columns, as a mergeable global filter."""
 
 from __future__ import annotations
 
 from hashlib import blake2b
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from prepflow.core.columns import Column
-from prepflow.core.errors import ConfigError, OperatorContractError
-from prepflow.core.operator import ID, FilterOperator, Params
+from prepflow.core.errors import ConfigError
+from prepflow.core.operator import Params
+from prepflow.operators.common.dedup import DigestDedup
 
 _DIGEST_BYTES = 16  # 128-bit: collisions are out of reach even at billions of rows
 _NULL = blake2b(b"", digest_size=_DIGEST_BYTES, person=b"prepflow.null").digest()
@@ -57,22 +59,22 @@ def row_digests(batch: pa.Table, columns: list[str]) -> list[bytes]:
     return digests
 
 
-class ExactDedup(FilterOperator):
-    """Drop rows whose chosen columns exactly equal those of an earlier row.
+class ExactDedup(DigestDedup):
+    """Drop rows whose chosen columns exactly equal those of a row with a smaller ``_id``.
 
-    A global filter in two passes: the first pass records, for each distinct combination of the
-    chosen columns' values, the smallest ``_id`` that has it; the second keeps the row with that
-    ``_id`` and drops the others with the reason ``duplicate of _id N``. The result therefore
-    does not depend on how the data is split into batches. State is one 16-byte BLAKE2b digest
-    and one id per distinct row, never the rows themselves.
+    A mergeable global filter: each shard is summarized to one 16-byte BLAKE2b digest of the
+    chosen columns per row (never the rows themselves); of every group of equal digests the row
+    with the smallest ``_id`` is kept and the others are dropped with the reason ``duplicate of
+    _id N``. The result therefore depends neither on how the data is split into shards nor on
+    their order.
 
     Values are compared exactly (no case or whitespace folding: put a refine step first for
-    that); a null equals a null. Rows that share an ``_id`` (siblings from a fan-out step, such
-    as identical chunks of one document) are tie-broken by stream order: the first one seen in
-    the second pass is kept.
+    that, or use ``TextExactDedup``); a null equals a null. Rows that share an ``_id`` (siblings
+    from a fan-out step, such as identical chunks of one document) are ordered by their place in
+    the stream: the first one is kept.
     """
 
-    is_global = True
+    cpu_heavy = False
 
     class Params(Params):
         columns: list[str] = Field(
@@ -86,48 +88,20 @@ class ExactDedup(FilterOperator):
                 raise ValueError("a column is listed more than once")
             return v
 
-    def __init__(self, **params: object) -> None:
-        super().__init__(**params)
-        self._first: dict[bytes, int] = {}  # digest -> smallest _id with these values
-        self._tied: set[bytes] = set()  # digests whose smallest _id occurs on several rows
-        self._emitted: set[bytes] = set()  # of the tied digests, those already kept
-
     def required_inputs(self) -> list[Column]:
         return [Column(c, "any", "compared for duplicates") for c in self.params.columns]
 
-    def _digests(self, batch: pa.Table) -> list[bytes]:
-        missing = [c for c in self.params.columns if c not in batch.column_names]
+    def _fingerprints(self, keys: np.ndarray, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        missing = [c for c in self.params.columns if c not in rows.column_names]
         if missing:
             raise ConfigError(
                 f"{self.name}: no column(s) {', '.join(map(repr, missing))} in the data"
             )
-        return row_digests(batch, self.params.columns)
+        raw = b"".join(row_digests(rows, self.params.columns))
+        return keys, np.frombuffer(raw, np.uint64).reshape(-1, _DIGEST_BYTES // 8)
 
-    def observe(self, batch: pa.Table) -> None:
-        first, tied = self._first, self._tied
-        for digest, row_id in zip(self._digests(batch), batch.column(ID).to_pylist(), strict=True):
-            prior = first.get(digest)
-            if prior is None or row_id < prior:
-                first[digest] = row_id
-                tied.discard(digest)
-            elif row_id == prior:
-                tied.add(digest)
+    def _empty_values(self) -> np.ndarray:
+        return np.zeros((0, _DIGEST_BYTES // 8), np.uint64)
 
-    def finalize(self) -> None:
-        self._emitted.clear()  # the output pass starts: no tied row has been kept yet
-
-    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
-        mask, reasons = [], []
-        for digest, row_id in zip(self._digests(batch), batch.column(ID).to_pylist(), strict=True):
-            first = self._first.get(digest)
-            if first is None:
-                raise OperatorContractError(
-                    f"{self.name}: row with _id {row_id} was not observed; "
-                    "a global operator must observe every batch first"
-                )
-            keep = row_id == first and digest not in self._emitted
-            if keep and digest in self._tied:
-                self._emitted.add(digest)
-            mask.append(keep)
-            reasons.append(None if keep else f"duplicate of _id {first}")
-        return pa.array(mask, pa.bool_()), pa.array(reasons, pa.string())
+    def _reason(self, representative_id: int, score: float) -> str:
+        return f"duplicate of _id {representative_id}"

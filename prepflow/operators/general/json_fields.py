@@ -11,6 +11,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 from prepflow.core.columns import Column, Schema, to_arrow
 from prepflow.core.errors import ConfigError
 from prepflow.core.operator import GenerateOperator, Params, Result, failure_rows
+from prepflow.core.tables import set_column
 
 FieldType = Literal[
     "string", "int", "float", "bool", "list<string>", "list<int>", "list<float>", "list<bool>"
@@ -197,11 +198,7 @@ class ExtractJsonFields(GenerateOperator):
                 messages.append(message)
         kept = batch.take(pa.array(ok, pa.int64()))
         for f, values in zip(self._fields, columns, strict=True):
-            array = pa.array(values, to_arrow(f.type))
-            if f.out in kept.column_names:
-                kept = kept.set_column(kept.column_names.index(f.out), f.out, array)
-            else:
-                kept = kept.append_column(f.out, array)
+            kept = set_column(kept, f.out, pa.array(values, to_arrow(f.type)))
         failed = None
         if bad:
             failed = failure_rows(

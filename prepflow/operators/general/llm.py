@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, create_model
+from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.errors import ConfigError
 from prepflow.core.llm import LLMOperator, LLMParams, fields_model, reply_text
 from prepflow.core.operator import Kind
 from prepflow.core.prompts import PromptTemplate
-
-JUDGE_SYSTEM = "You are a careful and strict judge of data quality."
-JUDGE_PROMPT = """\
-Judge the following text for {{ criteria }}.
-
-Text:
-{{ text }}
-
-Give a short rationale (one or two sentences), then a score from {{ min_score }} (worst) to \
-{{ max_score }} (best). Reply with only a JSON object: {"rationale": "...", "score": <number>}"""
+from prepflow.operators.common.llm import FanOutGenerator, JudgeEvaluator, JudgeFilter
 
 REFINE_PROMPT = """\
 {{ instruction }}
@@ -30,8 +19,6 @@ Reply with only the rewritten text, without comments or quotes.
 
 Text:
 {{ text }}"""
-
-MAX_REASON_CHARS = 300
 
 
 class PromptedGenerator(LLMOperator):
@@ -74,39 +61,7 @@ class PromptedGenerator(LLMOperator):
         return {"generated": reply_text(response.text)}
 
 
-class JudgeParams(LLMParams):
-    criteria: str = Field(
-        "overall quality: correctness, clarity and usefulness",
-        description="what to judge, in words (the default prompt's {{ criteria }})",
-    )
-    min_score: int = Field(1, description="lowest score on the scale")
-    max_score: int = Field(5, description="highest score on the scale")
-
-
-class _Judge(LLMOperator):
-    """Shared by the evaluator and the filter: a rationale and a bounded score per row."""
-
-    _abstract = True
-    inputs = (
-        Column("text", "string", "what is judged (read by the default prompt)", optional=True),
-    )
-    template = PromptTemplate(JUDGE_PROMPT, JUDGE_SYSTEM)
-    Params = JudgeParams
-    max_tokens = 256  # a score and one or two sentences
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        lo, hi = self.params.min_score, self.params.max_score
-        if lo >= hi:
-            raise ConfigError(f"{self.name}: min_score ({lo}) must be below max_score ({hi})")
-        self.schema = create_model(
-            "Judgement",
-            rationale=(str, Field(description="why this score, in one or two sentences")),
-            score=(float, Field(ge=lo, le=hi, description=f"from {lo} (worst) to {hi} (best)")),
-        )
-
-
-class PromptedEvaluator(_Judge):
+class PromptedEvaluator(JudgeEvaluator):
     """Scores each row with an LLM judge: a score on a fixed scale plus a short rationale.
 
     By default it judges the ``text`` column for ``criteria`` on a 1-5 scale; replace ``prompt``
@@ -114,41 +69,13 @@ class PromptedEvaluator(_Judge):
     which is requested as structured output and validated against the scale).
     """
 
-    kind = Kind.EVALUATE
-    outputs = (
-        Column("score", "float", "the judge's score"),
-        Column("rationale", "string", "why the judge gave that score"),
-    )
 
-    def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
-        return {"score": response.parsed.score, "rationale": response.parsed.rationale}
-
-
-class PromptedFilter(_Judge):
+class PromptedFilter(JudgeFilter):
     """Keeps rows an LLM judge scores at least ``threshold``; drops the rest with the rationale.
 
     Same judge as :class:`PromptedEvaluator`; every dropped row records its score and the judge's
     rationale as its reason.
     """
-
-    kind = Kind.FILTER
-
-    class Params(JudgeParams):
-        threshold: float = Field(3, description="keep rows whose score is at least this")
-
-    def check(self) -> list[str]:
-        p = self.params
-        if not p.min_score <= p.threshold <= p.max_score:
-            return [
-                f"{self.name}: threshold {p.threshold:g} is outside the scale "
-                f"[{p.min_score}, {p.max_score}]"
-            ]
-        return super().check()
-
-    def parse(self, row: dict[str, Any], response: Any) -> tuple[bool, str]:
-        score, threshold = response.parsed.score, self.params.threshold
-        reason = f"score {score:g} < {threshold:g}: {response.parsed.rationale}"
-        return score >= threshold, reason[:MAX_REASON_CHARS]
 
 
 class PromptedRefiner(LLMOperator):
@@ -172,7 +99,7 @@ class PromptedRefiner(LLMOperator):
         return {"text": reply_text(response.text)}
 
 
-class PromptedFanOutGenerator(LLMOperator):
+class PromptedFanOutGenerator(FanOutGenerator):
     """Generates ``n`` new rows from each row (questions about a document, paraphrases...).
 
     Each output row is a copy of its parent (same ``_id``) with one generated item in
@@ -180,55 +107,3 @@ class PromptedFanOutGenerator(LLMOperator):
     reads ``{{ n }}``); ``mode: samples`` asks ``n`` times with seeds ``seed``, ``seed+1``, ...
     (the template reads ``{{ index }}``; set a temperature above 0).
     """
-
-    kind = Kind.GENERATE
-    outputs = (Column("generated", "string", "one generated item"),)
-    template_variables = ("index",)
-
-    class Params(LLMParams):
-        prompt: str = Field(
-            ...,
-            description="Jinja2 template of the user message, e.g. 'Write "
-            "{{ n }} questions about: {{ text }}'",
-        )
-        n: int = Field(3, ge=1, le=100, description="rows generated per input row")
-        mode: Literal["list", "samples"] = Field(
-            "list", description="list: one request for a JSON list of n items; samples: n requests"
-        )
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        n = self.params.n
-        if self.params.mode == "list":
-            self.schema = create_model(
-                "Items",
-                items=(
-                    list[str],
-                    Field(min_length=n, max_length=n, description=f"exactly {n} items"),
-                ),
-            )
-
-    @property
-    def requests_per_row(self) -> int:
-        return self.params.n if self.params.mode == "samples" else 1
-
-    async def arun_row(self, row: dict[str, Any]) -> Any:
-        if self.params.mode == "list":
-            return await super().arun_row(row)
-        assert self.prompt_template is not None
-        seed = int(self.params.generation.get("seed", 0))
-        context = self.context(row)
-        replies = await asyncio.gather(
-            *(
-                self.chat(self.prompt_template.messages(**context, index=i), seed=seed + i)
-                for i in range(self.params.n)
-            ),
-            return_exceptions=True,
-        )
-        if errors := [r for r in replies if isinstance(r, BaseException)]:
-            raise errors[0]
-        return [child for reply in replies for child in self.checked_parse(row, reply)]
-
-    def parse(self, row: dict[str, Any], response: Any) -> list[dict[str, Any]]:
-        items = response.parsed.items if self.schema is not None else [response.text]
-        return [{"generated": reply_text(item)} for item in items]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import heapq
-
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
 from prepflow.core.errors import OperatorContractError
 from prepflow.core.operator import ID, FilterOperator, Params
+from prepflow.operators.common.keys import row_keys
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -67,10 +67,11 @@ class Sample(FilterOperator):
 class Head(FilterOperator):
     """Keep the first ``n`` rows by ``_id`` (the n smallest ids); drop the rest.
 
-    A global filter: the first pass keeps only the n smallest ids seen so far (memory bounded by
-    n), the second keeps rows with those ids. The result does not depend on batch boundaries.
-    When several rows share the cut-off ``_id`` (fan-out siblings), the first ones in stream
-    order fill the remaining places. Dropped rows get the reason ``beyond the first n rows``.
+    A mergeable global filter: each shard is summarized to the keys of its n first rows, two
+    summaries merge to the n first of both (memory bounded by n), and each shard then keeps the
+    rows among them. The result depends neither on batch boundaries nor on shard order. When
+    several rows share the cut-off ``_id`` (fan-out siblings), the first ones in stream order
+    fill the remaining places. Dropped rows get the reason ``beyond the first n rows``.
     """
 
     is_global = True
@@ -80,44 +81,26 @@ class Head(FilterOperator):
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)
-        self._smallest: list[int] = []  # max-heap (negated) of the n smallest ids observed
-        self._cutoff: int | None = None  # the largest kept id; None keeps everything
-        self._room_at_cutoff = 0  # rows with the cut-off id still to keep
-        self._finalized = False
+        self._kept: np.ndarray | None = None  # sorted keys of the rows to keep
 
-    def observe(self, batch: pa.Table) -> None:
+    def summarize(self, batch: pa.Table) -> np.ndarray:
+        return self._first(row_keys(batch.column(ID)))
+
+    def merge(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self._first(np.concatenate([a, b]))
+
+    def finalize(self, state: np.ndarray) -> None:
+        self._kept = np.sort(state)
+
+    def keep(self, batch: pa.Table) -> pa.Array:
+        if self._kept is None:
+            raise OperatorContractError(f"{self.name}: run before summarize() and finalize()")
+        keys = row_keys(batch.column(ID))
+        return pa.array(np.isin(keys, self._kept))
+
+    def _first(self, keys: np.ndarray) -> np.ndarray:
         n = self.params.n
-        ids = batch.column(ID)
-        if len(self._smallest) == n:  # only ids below the current n-th smallest can enter
-            ids = ids.filter(pc.less(ids, -self._smallest[0]))
-        smallest = ids.take(pc.bottom_k_unstable(ids, min(n, len(ids))))
-        for row_id in smallest.to_pylist():
-            if len(self._smallest) < n:
-                heapq.heappush(self._smallest, -row_id)
-            elif row_id < -self._smallest[0]:
-                heapq.heapreplace(self._smallest, -row_id)
-
-    def finalize(self) -> None:
-        self._finalized = True
-        if len(self._smallest) == self.params.n:
-            self._cutoff = -self._smallest[0]
-            self._room_at_cutoff = self._smallest.count(-self._cutoff)
-
-    def keep(self, batch: pa.Table) -> pa.Array | pa.ChunkedArray:
-        if not self._finalized:
-            raise OperatorContractError(f"{self.name}: run before observe() and finalize()")
-        ids = batch.column(ID)
-        if self._cutoff is None:
-            return pa.repeat(pa.scalar(True), batch.num_rows)
-        mask = pc.less(ids, self._cutoff)
-        at_cutoff = pc.indices_nonzero(pc.equal(ids, self._cutoff)).to_pylist()
-        if not at_cutoff or not self._room_at_cutoff:
-            return mask
-        flags = mask.to_pylist()
-        for i in at_cutoff[: self._room_at_cutoff]:
-            flags[i] = True
-        self._room_at_cutoff -= min(len(at_cutoff), self._room_at_cutoff)
-        return pa.array(flags, pa.bool_())
+        return keys if len(keys) <= n else np.partition(keys, n - 1)[:n]
 
     def reason(self) -> str:
         return f"beyond the first {self.params.n} rows"

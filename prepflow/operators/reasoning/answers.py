@@ -13,10 +13,10 @@ from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.operator import FilterOperator, GenerateOperator, Kind, Params, Requirements
 from prepflow.core.prompts import PromptTemplate
+from prepflow.core.tables import set_column, text_column
 from prepflow.operators.reasoning._answers import is_refusal, last_boxed, vote_key
 from prepflow.operators.reasoning._tokens import token_counter
 from prepflow.operators.reasoning._verify import AnswerUnreadable, parse_answer
-from prepflow.operators.text._ngrams import text_column
 
 SOLVE_SYSTEM = "You are a precise mathematician who explains each step."
 SOLVE_PROMPT = """\
@@ -192,10 +192,7 @@ class ReferenceAnswer(GenerateOperator):
     def process(self, batch: pa.Table) -> pa.Table:
         solutions = batch.column(self.col("solution")).to_pylist()
         refs = pa.array([self._reference(s or "") for s in solutions], pa.string())
-        name = self.col("reference")
-        if name in batch.column_names:
-            return batch.set_column(batch.column_names.index(name), name, refs)
-        return batch.append_column(name, refs)
+        return set_column(batch, self.col("reference"), refs)
 
     def _reference(self, solution: str) -> str:
         if "####" in solution:

@@ -7,42 +7,28 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import GenerateOperator, Params
+from prepflow.core.tables import set_column
+from prepflow.operators.common.chat import ChatMessages
 
 
-def _set(batch: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    if name in batch.column_names:
-        return batch.set_column(batch.column_names.index(name), name, values)
-    return batch.append_column(name, values)
-
-
-class ToSftChat(GenerateOperator):
+class ToSftChat(ChatMessages):
     """Turns question/answer pairs into chat conversations for supervised fine-tuning.
 
-    ``messages`` is the OpenAI/Hugging Face chat list: an optional system message, the question
-    as the user turn and the full solution (chain of thought and ``\\boxed{}``) as the
-    assistant turn.
+    ``messages`` is the OpenAI/Hugging Face chat list: an optional system message (the row's
+    ``system`` column when bound, else ``system_prompt``), the question as the user turn and the
+    full solution (chain of thought and ``\\boxed{}``) as the assistant turn. A row with a null
+    question or answer becomes a failure record.
     """
 
     domain = "reasoning"
+    version = "2"  # a null question or answer is a failure record (was a null turn)
+    user, assistant = "question", "answer"
     inputs = (
         Column("question", "string", "the problem"),
         Column("answer", "string", "the solution"),
+        Column("system", "string", "a per-row system message", optional=True),
     )
     outputs = (Column("messages", "list<struct>", "[{role, content}, ...]"),)
-
-    class Params(Params):
-        system_prompt: str | None = Field(None, description="system message to prepend, if any")
-
-    def process(self, batch: pa.Table) -> pa.Table:
-        system = self.params.system_prompt
-        head = [{"role": "system", "content": system}] if system else []
-        questions = batch.column(self.col("question")).to_pylist()
-        answers = batch.column(self.col("answer")).to_pylist()
-        messages = [
-            [*head, {"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            for q, a in zip(questions, answers, strict=True)
-        ]
-        return _set(batch, self.col("messages"), pa.array(messages))
 
 
 class ToPretrainText(GenerateOperator):
@@ -73,4 +59,4 @@ class ToPretrainText(GenerateOperator):
                 strict=True,
             )
         ]
-        return _set(batch, self.col("text"), pa.array(texts, pa.string()))
+        return set_column(batch, self.col("text"), pa.array(texts, pa.string()))

@@ -12,7 +12,7 @@ from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.operator import Kind
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import MAX_REASON_CHARS
+from prepflow.operators.common.llm import MAX_REASON_CHARS
 from prepflow.operators.reasoning._answers import is_refusal
 
 MATH_SYSTEM = "You are an expert mathematics teacher and problem setter."

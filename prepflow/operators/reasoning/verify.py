@@ -9,6 +9,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
+from prepflow.core.tables import set_column
 from prepflow.operators.reasoning._verify import AnswerUnreadable, equivalent
 
 CORRECT, INCORRECT, NO_REFERENCE = "correct", "incorrect", "no_reference"
@@ -87,7 +88,4 @@ class GroundTruthEvaluator(_GroundTruth, EvaluateOperator):
 
     def process(self, batch: pa.Table) -> pa.Table:
         labels = pa.array([label for label, _ in self.verdicts(batch)], pa.string())
-        name = self.col("verification")
-        if name in batch.column_names:
-            return batch.set_column(batch.column_names.index(name), name, labels)
-        return batch.append_column(name, labels)
+        return set_column(batch, self.col("verification"), labels)

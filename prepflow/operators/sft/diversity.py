@@ -20,6 +20,8 @@ from prepflow.core.operator import (
     Result,
     failure_rows,
 )
+from prepflow.core.tables import set_column, take_rows
+from prepflow.operators.common.keys import key_id, row_keys
 
 
 class EmbedText(GenerateOperator):
@@ -51,11 +53,13 @@ class EmbedText(GenerateOperator):
         ok = [i for i, t in enumerate(texts) if t is not None]
         null = [i for i, t in enumerate(texts) if t is None]
         failed = (
-            failure_rows(_take(batch, null), "NullInput", f"column {self.col('text')!r} is null")
+            failure_rows(
+                take_rows(batch, null), "NullInput", f"column {self.col('text')!r} is null"
+            )
             if null
             else None
         )
-        good = _take(batch, ok)
+        good = take_rows(batch, ok)
         try:
             vectors = await self._serving.embed([texts[i] for i in ok]) if ok else []
         except Exception as e:
@@ -66,13 +70,8 @@ class EmbedText(GenerateOperator):
                 getattr(e, "attempts", 0),
             )
             failed = error if failed is None else pa.concat_tables([failed, error])
-            good, vectors = _take(batch, []), []
-        column = pa.array(vectors, pa.list_(pa.float32()))
-        name = self.col("embedding")
-        if name in good.column_names:
-            good = good.set_column(good.column_names.index(name), name, column)
-        else:
-            good = good.append_column(name, column)
+            good, vectors = take_rows(batch, []), []
+        good = set_column(good, self.col("embedding"), pa.array(vectors, pa.list_(pa.float32())))
         return Result(kept=good, failed=failed)
 
 
@@ -108,65 +107,70 @@ class KCenterSelect(FilterOperator):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._keys: list[tuple[int, int]] = []  # (_id, occurrence of that _id) per observed row
-        self._seen: dict[int, int] = {}
-        self._vectors: list[np.ndarray] = []
-        self._choice: dict[tuple[int, int], tuple[bool, int, float]] = {}
+        self._choice: dict[int, tuple[bool, int, float]] | None = None  # row key -> verdict
 
-    def _row_keys(self, batch: pa.Table) -> list[tuple[int, int]]:
-        keys = []
-        for row_id in batch.column(ID).to_pylist():
-            n = self._seen.get(row_id, 0)
-            self._seen[row_id] = n + 1
-            keys.append((row_id, n))
-        return keys
-
-    def observe(self, batch: pa.Table) -> None:
-        if batch.num_rows == 0:  # an empty shard may lack columns upstream steps add
-            return
+    def summarize(self, batch: pa.Table) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(row keys, float32 vectors)] of the shard (none for an empty shard: it may lack the
+        columns upstream steps add)."""
+        if batch.num_rows == 0:
+            return []
         name = self.col("embedding")
-        keys = self._row_keys(batch)
-        for key, vector in zip(keys, batch.column(name).to_pylist(), strict=True):
+        keys = row_keys(batch.column(ID))
+        vectors = batch.column(name).to_pylist()
+        dim = len(vectors[0] or ())
+        for key, vector in zip(keys, vectors, strict=True):
             if not vector:
-                raise ConfigError(f"{self.name}: row _id {key[0]} has no {name!r} vector")
-            if self._vectors and len(vector) != len(self._vectors[0]):
+                raise ConfigError(f"{self.name}: row _id {key_id(key)} has no {name!r} vector")
+            if len(vector) != dim:
                 raise ConfigError(
-                    f"{self.name}: row _id {key[0]} has a {len(vector)}-dim {name!r}, "
-                    f"earlier rows {len(self._vectors[0])}-dim"
+                    f"{self.name}: row _id {key_id(key)} has a {len(vector)}-dim {name!r}, "
+                    f"earlier rows {dim}-dim"
                 )
-            self._vectors.append(np.asarray(vector, np.float32))
-        self._keys.extend(keys)
+        return [(keys, np.asarray(vectors, np.float32))]
 
-    def finalize(self) -> None:
-        n = len(self._keys)
-        self._seen.clear()  # the output pass counts occurrences afresh
-        if n == 0:
+    def merge(
+        self, a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.ndarray]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        dims = {v.shape[1] for _, v in a + b}
+        if len(dims) > 1:
+            raise ConfigError(f"{self.name}: shards hold embeddings of {sorted(dims)} dimensions")
+        return a + b
+
+    def finalize(self, state: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self._choice = {}
+        if not state:
             return
+        keys = np.concatenate([k for k, _ in state])
+        order = np.argsort(keys)  # stream order: selection starts from the first row
+        keys = keys[order]
+        x = np.vstack([v for _, v in state])[order]
+        state.clear()
+        n = len(keys)
         k = self.params.k or math.ceil(self.params.fraction * n)
-        x = np.vstack(self._vectors)
-        self._vectors.clear()
         if self.params.metric == "cosine":
             norms = np.linalg.norm(x, axis=1, keepdims=True)
             if (zero := np.flatnonzero(norms[:, 0] == 0)).size:
                 raise ConfigError(
-                    f"{self.name}: row _id {self._keys[zero[0]][0]} has a zero vector "
+                    f"{self.name}: row _id {key_id(keys[zero[0]])} has a zero vector "
                     "(no cosine distance); use metric: euclidean"
                 )
             x /= norms
         selected, nearest, dist = k_center_greedy(x, k, self.params.metric)
         chosen = set(selected)
         self._choice = {
-            key: (i in chosen, self._keys[selected[nearest[i]]][0], float(dist[i]))
-            for i, key in enumerate(self._keys)
+            int(key): (i in chosen, key_id(keys[selected[nearest[i]]]), float(dist[i]))
+            for i, key in enumerate(keys)
         }
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+        if self._choice is None:
+            raise OperatorContractError(f"{self.name}: run before summarize() and finalize()")
         mask, reasons = [], []
-        for key in self._row_keys(batch) if batch.num_rows else []:
+        for key in row_keys(batch.column(ID)).tolist() if batch.num_rows else []:
             if key not in self._choice:
                 raise OperatorContractError(
-                    f"{self.name}: row _id {key[0]} was not observed; "
-                    "a global operator must observe every batch first"
+                    f"{self.name}: row _id {key_id(key)} was not summarized; "
+                    "a global operator must summarize every batch first"
                 )
             keep, near, distance = self._choice[key]
             mask.append(keep)
@@ -200,7 +204,3 @@ def k_center_greedy(x: np.ndarray, k: int, metric: str) -> tuple[list[int], np.n
         nearest[closer] = len(selected) - 1
         dist = np.minimum(dist, d)
     return selected, nearest, dist
-
-
-def _take(batch: pa.Table, rows: list[int]) -> pa.Table:
-    return batch.take(pa.array(rows, pa.int64()))

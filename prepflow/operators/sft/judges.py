@@ -11,11 +11,11 @@ from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.operator import FilterOperator, Kind, Params
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import (
+from prepflow.operators.common.llm import (
     JUDGE_SYSTEM,
     MAX_REASON_CHARS,
+    JudgeEvaluator,
     JudgeParams,
-    PromptedEvaluator,
 )
 
 QUALITY_PROMPT = """\
@@ -57,7 +57,7 @@ Write an improved response that fixes these problems and fully answers the instr
 with only the improved response."""
 
 
-class QualityJudge(PromptedEvaluator):
+class QualityJudge(JudgeEvaluator):
     """Scores each instruction/response pair with an LLM judge, with a rationale (AlpaGasus).
 
     Writes ``score`` (on ``min_score``..``max_score``, default 1-5; fractional scores such as
@@ -81,7 +81,7 @@ class QualityJudge(PromptedEvaluator):
         )
 
 
-class ComplexityScorer(PromptedEvaluator):
+class ComplexityScorer(JudgeEvaluator):
     """Scores how demanding each instruction is, with a rationale (Deita-style complexity).
 
     Writes ``complexity`` (default scale 1-5, 1 trivial) and ``complexity_rationale``; use it to

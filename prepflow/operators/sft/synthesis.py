@@ -9,7 +9,7 @@ from pydantic import Field
 from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams, reply_text
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import PromptedFanOutGenerator
+from prepflow.operators.common.llm import FanOutGenerator
 
 SELF_INSTRUCT_SYSTEM = "You write task instructions for training a helpful assistant."
 SELF_INSTRUCT_PROMPT = """\
@@ -26,7 +26,7 @@ Requirements:
 Reply with only a JSON object: {"items": ["instruction 1", "instruction 2", ...]}"""
 
 
-class InstructionSynthesizer(PromptedFanOutGenerator):
+class InstructionSynthesizer(FanOutGenerator):
     """Writes ``n`` new task instructions from each seed task (self-instruct style).
 
     Each seed row becomes ``n`` rows (same ``_id``, seed kept) with one new instruction in
@@ -40,7 +40,7 @@ class InstructionSynthesizer(PromptedFanOutGenerator):
     outputs = (Column("instruction", "string", "one new instruction"),)
     template = PromptTemplate(SELF_INSTRUCT_PROMPT, SELF_INSTRUCT_SYSTEM)
 
-    class Params(PromptedFanOutGenerator.Params):
+    class Params(FanOutGenerator.Params):
         prompt: str | None = Field(
             None, description="Jinja2 template replacing the default self-instruct prompt"
         )

@@ -57,7 +57,7 @@ def attr(name: str) -> Measure:
 class RuleFilter(FilterOperator):
     """Base of the text heuristic filters: a list of threshold rules over shared measures."""
 
-    _abstract = True
+    abstract = True
     domain = "text"
     cpu_heavy = True
     inputs = (Column("text", "string", "Document text to judge."),)

@@ -16,7 +16,8 @@ from pydantic import Field
 from prepflow.core.columns import Column
 from prepflow.core.errors import ConfigError, InputError
 from prepflow.core.operator import FilterOperator, Params, Requirements
-from prepflow.operators.text._ngrams import ngram_hashes, text_column, word_hashes
+from prepflow.core.tables import text_column
+from prepflow.operators.common.ngrams import ngram_hashes, word_hashes
 
 _FORMATS = (".jsonl", ".txt")
 _CHUNK_ROWS = 8192  # documents tokenised at once: bounds the transient token arrays

@@ -1,185 +1,56 @@
 """Global text deduplication: exact (normalised hash) and MinHash-LSH near-duplicates.
 
-Both are two-pass filters: ``observe`` records a compact fingerprint per row (a digest, or a
-MinHash signature), ``finalize`` decides which rows are duplicates of which, and ``keep`` looks
-the rows of each batch up. What is held is fingerprints keyed by row, never texts, and the
-verdict depends on the set of rows only, not on how the stream is cut into batches.
+Both are mergeable global filters (:mod:`prepflow.operators.common.dedup`): each shard is
+summarized to fingerprints keyed by row (a digest, or a MinHash signature), the summaries are
+merged, ``finalize`` decides which rows are duplicates of which, and ``keep`` looks the rows of
+each shard up. What is held is fingerprints keyed by row, never texts, and the verdict depends on
+the set of rows only, not on how the stream is cut into shards or in which order they come.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
 from prepflow.core.columns import Column
-from prepflow.core.errors import OperatorContractError
-from prepflow.core.operator import ID, FilterOperator, Params, Requirements
-from prepflow.operators.text._minhash import (
+from prepflow.core.operator import Params, Requirements
+from prepflow.core.tables import text_column
+from prepflow.operators.common.dedup import DigestDedup, GlobalDedup, Verdict
+from prepflow.operators.common.minhash import (
     agreement,
     cluster_heads,
     optimal_bands,
     signatures,
     similar_pairs,
 )
-from prepflow.operators.text._ngrams import (
+from prepflow.operators.common.ngrams import (
     Ragged,
     char_hashes,
     ngram_hashes,
     normalise,
-    text_column,
     word_hashes,
 )
 
-# A row's key is its _id shifted left, plus its rank among the rows of its batch that share the
-# _id (siblings from a fan-out step): one sortable int64 per row, ordered like (_id, rank).
-_RANK_BITS = 20
-_MAX_ID = 1 << (63 - _RANK_BITS)
-_CHUNK_ROWS = 8192  # rows shingled at once: bounds the transient token and signature arrays
 
+class _TextDedup(GlobalDedup):
+    """A dedup over one text column: fingerprints are computed from its non-null texts."""
 
-def row_keys(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """One int64 key per row, increasing with ``_id`` and, among siblings, with batch order."""
-    ids = np.asarray(ids.to_numpy(), dtype=np.int64)
-    if len(ids) and (ids.min() < 0 or ids.max() >= _MAX_ID):
-        raise OperatorContractError(
-            f"_id values must lie in [0, 2**{63 - _RANK_BITS}); got {ids.min()}..{ids.max()}"
-        )
-    order = np.argsort(ids, kind="stable")
-    ordered = ids[order]
-    pos = np.arange(len(ids))
-    head = np.ones(len(ids), bool)
-    head[1:] = ordered[1:] != ordered[:-1]
-    rank = pos - np.maximum.accumulate(np.where(head, pos, 0))
-    if len(rank) and rank.max() >= 1 << _RANK_BITS:
-        raise OperatorContractError(f"more than {1 << _RANK_BITS} rows share one _id in a batch")
-    keys = np.empty_like(ids)
-    keys[order] = (ordered << _RANK_BITS) | rank
-    return keys
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    """The rows to drop (sorted keys), the kept row each duplicates, and a similarity score."""
-
-    dropped: np.ndarray
-    representative: np.ndarray
-    score: np.ndarray
-
-
-class _GlobalTextDedup(FilterOperator):
-    """Two-pass bookkeeping shared by the text dedup filters: keys, lookup, reasons."""
-
-    _abstract = True
+    abstract = True
     domain = "text"
-    is_global = True
-    cpu_heavy = True
     inputs = (Column("text", "string", "the document text"),)
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self._observed: list[np.ndarray] | None = None
-        self._seen: np.ndarray | None = None  # sorted keys of every observed row
-        self._verdict: _Verdict | None = None
+    def _fingerprints(self, keys: np.ndarray, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        return self._text_fingerprints(keys, text_column(rows, self.col("text"), self.name))
 
-    def observe(self, batch: pa.Table) -> None:
-        self.absorb(self.summarize(batch))
-
-    def summarize(self, batch: pa.Table) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-        """The batch's row keys and (keys, fingerprints) of its rows that have one."""
-        texts = text_column(batch, self.col("text"), self.name)
-        keys = row_keys(batch.column(ID))
-        parts = [
-            self._fingerprints(keys[i : i + _CHUNK_ROWS], texts.slice(i, _CHUNK_ROWS))
-            for i in range(0, len(keys), _CHUNK_ROWS)
-        ]
-        return keys, parts
-
-    def absorb(self, summary: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]) -> None:
-        if self._verdict is not None:
-            raise OperatorContractError(f"{self.name}: observe() called after finalize()")
-        if self._observed is None:
-            self._observed = []
-            self._start()
-        keys, parts = summary
-        self._observed.append(keys)
-        for fingerprinted, values in parts:
-            self._keys.append(fingerprinted)
-            self._values.append(values)
-
-    def finalize(self) -> None:
-        if self._verdict is not None:
-            raise OperatorContractError(f"{self.name}: finalize() called twice")
-        if self._observed is None:
-            self._start()
-        seen = np.sort(np.concatenate(self._observed or [np.zeros(0, np.int64)]))
-        twice = seen[1:][seen[1:] == seen[:-1]]
-        if len(twice):
-            raise OperatorContractError(
-                f"{self.name}: the row with _id {twice[0] >> _RANK_BITS} was observed twice"
-            )
-        self._observed, self._seen = None, seen
-        self._verdict = self._resolve()
-
-    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
-        if self._verdict is None or self._seen is None:
-            raise OperatorContractError(
-                f"{self.name} is a global operator: observe() every batch "
-                "and finalize() before run_batch()"
-            )
-        keys = row_keys(batch.column(ID))
-        unseen = ~_lookup(self._seen, keys)[1]
-        if unseen.any():
-            raise OperatorContractError(
-                f"{self.name}: the row with _id {keys[unseen][0] >> _RANK_BITS} was not observed"
-            )
-        v = self._verdict
-        at, drop = _lookup(v.dropped, keys)
-        reasons: list[str | None] = [None] * len(keys)
-        for row in np.flatnonzero(drop):
-            j = at[row]
-            reasons[row] = self._reason(int(v.representative[j]) >> _RANK_BITS, float(v.score[j]))
-        return pa.array(~drop), pa.array(reasons, pa.string())
-
-    # ---- what each dedup implements ----------------------------------------------------------
-
-    def _start(self) -> None:
-        """Reset the fingerprint state (``_keys`` and ``_values`` lists) before the first batch."""
+    def _text_fingerprints(
+        self, keys: np.ndarray, texts: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
-
-    def _fingerprints(self, keys: np.ndarray, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(keys of the rows that have a fingerprint, one fingerprint row each); no state."""
-        raise NotImplementedError
-
-    def _resolve(self) -> _Verdict:
-        raise NotImplementedError
-
-    def _reason(self, representative_id: int, score: float) -> str:
-        raise NotImplementedError
-
-
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where each key sits in ``sorted_keys``, and whether it is there."""
-    if not len(sorted_keys):
-        return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return at, sorted_keys[at] == keys
-
-
-def _stack(chunks: list[np.ndarray]) -> np.ndarray:
-    """Stack row blocks, releasing each as it is copied: peak memory is the result plus a block."""
-    out = np.empty((sum(len(c) for c in chunks), chunks[0].shape[1]), chunks[0].dtype)
-    at = 0
-    while chunks:
-        block = chunks.pop(0)
-        out[at : at + len(block)] = block
-        at += len(block)
-    return out
 
 
 def _digester(name: str, bits: int) -> Callable[[bytes], bytes]:
@@ -190,7 +61,7 @@ def _digester(name: str, bits: int) -> Callable[[bytes], bytes]:
     return xxhash.xxh3_64_digest if bits == 64 else xxhash.xxh3_128_digest
 
 
-class TextExactDedup(_GlobalTextDedup):
+class TextExactDedup(_TextDedup, DigestDedup):
     """Drop documents whose normalised text equals that of a document with a smaller ``_id``.
 
     Each text is normalised (Unicode NFKC, lowercase, punctuation stripped, whitespace collapsed
@@ -228,11 +99,12 @@ class TextExactDedup(_GlobalTextDedup):
         )
         hash_bits: Literal[64, 128] = Field(128, description="digest size in bits")
 
-    def _start(self) -> None:
-        self._keys = [np.zeros(0, np.int64)]
-        self._values = [np.zeros((0, self.params.hash_bits // 64), np.uint64)]
+    def _empty_values(self) -> np.ndarray:
+        return np.zeros((0, self.params.hash_bits // 64), np.uint64)
 
-    def _fingerprints(self, keys: np.ndarray, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _text_fingerprints(
+        self, keys: np.ndarray, texts: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         norm = normalise(
             texts,
@@ -248,24 +120,11 @@ class TextExactDedup(_GlobalTextDedup):
         )
         return keys[present], np.frombuffer(raw, np.uint64).reshape(-1, p.hash_bits // 64)
 
-    def _resolve(self) -> _Verdict:
-        keys = np.concatenate(self._keys)
-        digests = np.concatenate(self._values)
-        self._keys, self._values = [], []
-        order = np.lexsort([keys, *digests.T[::-1]])  # by digest, then key
-        keys, digests = keys[order], digests[order]
-        head = np.ones(len(keys), bool)
-        head[1:] = (digests[1:] != digests[:-1]).any(axis=1)
-        first = keys[np.maximum.accumulate(np.where(head, np.arange(len(keys)), 0))]
-        dup = ~head
-        by_key = np.argsort(keys[dup])
-        return _Verdict(keys[dup][by_key], first[dup][by_key], np.ones(int(dup.sum())))
-
     def _reason(self, representative_id: int, score: float) -> str:
         return f"exact duplicate of _id {representative_id}"
 
 
-class MinHashDedup(_GlobalTextDedup):
+class MinHashDedup(_TextDedup):
     """Drop near-duplicate documents (MinHash LSH), keeping the smallest ``_id`` of each cluster.
 
     Global across the whole dataset. Pass 1 turns each text into a set of shingles and a MinHash
@@ -366,11 +225,12 @@ class MinHashDedup(_GlobalTextDedup):
             return p.bands, p.rows
         return optimal_bands(p.threshold, p.num_perm, p.false_negative_weight)
 
-    def _start(self) -> None:
-        self._keys = [np.zeros(0, np.int64)]
-        self._values = [np.zeros((0, self.params.num_perm), np.uint16)]
+    def _empty_values(self) -> np.ndarray:
+        return np.zeros((0, self.params.num_perm), np.uint16)
 
-    def _fingerprints(self, keys: np.ndarray, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _text_fingerprints(
+        self, keys: np.ndarray, texts: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         units = (word_hashes if p.shingle == "word" else char_hashes)(texts, lowercase=p.lowercase)
         shingles = ngram_hashes(units, p.ngram)
@@ -380,17 +240,12 @@ class MinHashDedup(_GlobalTextDedup):
         np.cumsum(lengths[has], out=offsets[1:])
         return keys[has], signatures(Ragged(shingles.values, offsets), p.num_perm, p.seed)
 
-    def _resolve(self) -> _Verdict:
-        keys, self._keys = np.concatenate(self._keys), []
-        sig = _stack(self._values)
-        if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
-            order = np.argsort(keys)
-            keys, sig = keys[order], sig[order]
+    def _resolve(self, keys: np.ndarray, sig: np.ndarray) -> Verdict:
         p = self.params
         u, v = similar_pairs(sig, *self.lsh_params(), p.threshold if p.verify else None)
         head = cluster_heads(len(keys), u, v)
         dup = np.flatnonzero(head != np.arange(len(keys)))
-        return _Verdict(keys[dup], keys[head[dup]], agreement(sig, dup, head[dup]))
+        return Verdict(keys[dup], keys[head[dup]], agreement(sig, dup, head[dup]))
 
     def _reason(self, representative_id: int, score: float) -> str:
         return f"near-duplicate of _id {representative_id} (est. jaccard {score:.2f})"

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
+from prepflow.core.tables import set_column
 
 
 @cache
@@ -99,11 +100,7 @@ class LanguageId(EvaluateOperator):
             ("lang", pa.array(langs, pa.string())),
             ("lang_score", pa.array(scores, pa.float64())),
         ):
-            col = self.col(name)
-            if col in batch.column_names:
-                batch = batch.set_column(batch.column_names.index(col), col, values)
-            else:
-                batch = batch.append_column(col, values)
+            batch = set_column(batch, self.col(name), values)
         return batch
 
 

@@ -14,7 +14,8 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
-from prepflow.operators.text._lm import load_model, perplexity
+from prepflow.core.tables import set_column
+from prepflow.operators.text.language_model import load_model, perplexity
 
 _KENLM = Requirements(packages=("kenlm",), extra="text")
 
@@ -48,11 +49,7 @@ class PerplexityScore(EvaluateOperator):
         scores = perplexity(
             load_model(self.params.model), batch.column(self.col("text")).combine_chunks()
         )
-        out = self.col("perplexity")
-        column = pa.array(scores, pa.float64())
-        if out in batch.column_names:
-            return batch.set_column(batch.column_names.index(out), out, column)
-        return batch.append_column(out, column)
+        return set_column(batch, self.col("perplexity"), pa.array(scores, pa.float64()))
 
 
 class PerplexityFilter(FilterOperator):

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, RefineOperator
+from prepflow.core.tables import set_column
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _HEX = r"[0-9A-Fa-f]{1,4}"
@@ -104,14 +105,11 @@ class PiiRedactor(RefineOperator):
         for kind in (k for k in KINDS.values() if k.name in self.params.kinds):
             token = self.params.placeholder.format(KIND=kind.name.upper(), kind=kind.name)
             texts, counts[kind.name] = _redact(texts, kind, token)
-        batch = batch.set_column(batch.column_names.index(name), name, texts)
+        batch = set_column(batch, name, texts)
         struct = pa.StructArray.from_arrays(
             [pa.array(c, pa.int64()) for c in counts.values()], names=list(counts)
         )
-        out = self.col("pii_counts")
-        if out in batch.column_names:
-            return batch.set_column(batch.column_names.index(out), out, struct)
-        return batch.append_column(out, struct)
+        return set_column(batch, self.col("pii_counts"), struct)
 
 
 def _redact(texts: pa.Array, kind: PiiKind, token: str) -> tuple[pa.Array, np.ndarray]:

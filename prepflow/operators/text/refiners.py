@@ -16,13 +16,14 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, RefineOperator, Requirements
+from prepflow.core.tables import set_column
 from prepflow.operators.text._badness import badness_re2
 
 
 class TextRefiner(RefineOperator):
     """Base of refiners that map the ``text`` column to a rewritten ``text`` column."""
 
-    _abstract = True
+    abstract = True
     domain = "text"
     inputs = (Column("text", "string", "Text to rewrite."),)
     outputs = (Column("text", "string", "The rewritten text."),)
@@ -35,7 +36,7 @@ class TextRefiner(RefineOperator):
         column = batch.column(name)
         texts = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         out = self.rewrite(texts.cast(pa.string()) if texts.type != pa.string() else texts)
-        return batch.set_column(batch.column_names.index(name), name, out)
+        return set_column(batch, name, out)
 
 
 def _flags(texts: pa.Array, pattern: str) -> np.ndarray:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, create_model
 from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.general.llm import JUDGE_SYSTEM, PromptedFilter
+from prepflow.operators.common.llm import JUDGE_SYSTEM, JudgeFilter
 
 REWRITE_SYSTEM = "You turn documents into clear, self-contained teaching material."
 QA_PROMPT = """\
@@ -105,7 +105,7 @@ class DocumentRewriter(LLMOperator):
         return {"synthetic": text}
 
 
-class FaithfulnessFilter(PromptedFilter):
+class FaithfulnessFilter(JudgeFilter):
     """Drops rewrites an LLM judge finds unfaithful to their source document.
 
     The judge scores support of the rewrite by the source (default 1-5) with a rationale naming
@@ -120,5 +120,5 @@ class FaithfulnessFilter(PromptedFilter):
     )
     template = PromptTemplate(FAITHFULNESS_PROMPT, JUDGE_SYSTEM)
 
-    class Params(PromptedFilter.Params):
+    class Params(JudgeFilter.Params):
         threshold: float = Field(4, description="keep rewrites scored at least this")

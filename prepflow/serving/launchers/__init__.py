@@ -1,11 +1,11 @@
 """Start a local OpenAI-compatible model server for the length of a run.
 
-    with launch("llamacpp", "smollm2-135m-instruct", run_dir=run_dir) as server:
+    with launch("llamacpp", "smollm2-135m-instruct", log_dir=log_dir) as server:
         client = OpenAIServing(server.base_url, server.model)
 
 ``llamacpp`` (the embedded default: CPU, the ``xllamacpp`` wheel, GGUF models from the catalog or a
 local path), ``vllm`` and ``sglang`` (GPU, Hugging Face models) all bind 127.0.0.1 on a free port,
-log to ``run_dir/logs/<backend>.log``, are waited for until they answer, and are stopped with their
+log to ``log_dir/<backend>.log``, are waited for until they answer, and are stopped with their
 whole process group when the block ends, however it ends.
 """
 
@@ -44,7 +44,7 @@ def launch(
     backend: Backend = DEFAULT_BACKEND,
     model: str | None = None,
     *,
-    run_dir: Path | None = None,
+    log_dir: Path | None = None,
     **options: Any,
 ) -> Iterator[LaunchedServer]:
     """Run a local server until the block exits.
@@ -63,9 +63,9 @@ def launch(
         cmd = gpu_command(backend, model, port, opts)
     base_url = f"http://127.0.0.1:{port}/v1"
     with contextlib.ExitStack() as stack:
-        if run_dir is None:
-            run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="prepflow-")))
-        log_path = Path(run_dir) / "logs" / f"{backend}.log"
+        if log_dir is None:
+            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="prepflow-")))
+        log_path = Path(log_dir) / f"{backend}.log"
         server = supervised(cmd.argv, log_path=log_path, ready_url=f"{base_url}/models",
                             ready_timeout=cmd.ready_timeout, env=cmd.env)  # fmt: skip
         proc = stack.enter_context(server)

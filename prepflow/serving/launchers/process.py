@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from prepflow.core.errors import PrepflowError
+from prepflow.core.processes import die_with_parent
 
 POLL_S = 0.25
 STOP_GRACE_S = 10.0
@@ -52,6 +53,7 @@ def supervised(
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=None if env is None else {**os.environ, **env},
+            preexec_fn=die_with_parent,  # a SIGKILL of prepflow takes the server down too
         )  # fmt: skip
         try:
             wait_ready(proc, ready_url, timeout=ready_timeout, log_path=log_path)

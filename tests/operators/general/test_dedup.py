@@ -16,10 +16,9 @@ from prepflow.operators.general.dedup import ExactDedup
 
 
 def run(op: ExactDedup, batches: list[pa.Table]) -> list[Result]:
-    """What the engine does with a global operator: observe every batch, then run each."""
-    for b in batches:
-        op.observe(b)
-    op.finalize()
+    """What the engine does with a global operator: summarize and merge every batch, finalize,
+    then run each."""
+    op.fit(batches)
     return [op.run_batch(b) for b in batches]
 
 
@@ -87,12 +86,13 @@ def test_non_string_columns() -> None:
 
 
 def test_identical_fan_out_siblings_keep_one() -> None:
-    # three chunks of document 0, two of them identical, split over two batches
-    batches = [table([0, 0], text=["第一段", "第二段"]), table([0, 1], text=["第一段", "第一段"])]
+    # three chunks of document 0 (siblings share a shard), two of them identical
+    batches = [table([0, 0, 0], text=["第一段", "第二段", "第一段"]), table([1], text=["第一段"])]
     results = run(ExactDedup(), batches)
     assert [r.kept["text"].to_pylist() for r in results] == [["第一段", "第二段"], []]
-    assert [r.dropped["_reason"].to_pylist() for r in results[1:]] == [
-        ["duplicate of _id 0", "duplicate of _id 0"]
+    assert [r.dropped["_reason"].to_pylist() for r in results] == [
+        ["duplicate of _id 0"],
+        ["duplicate of _id 0"],
     ]
 
 
@@ -126,15 +126,19 @@ def test_real_corpus_matches_a_plain_python_dedup(shared_data: Path) -> None:
     assert kept == sorted(first.values())
     assert reasons == expected_reasons
     assert len(expected_reasons) > 0
-    # the state is one 16-byte digest per distinct text, not the texts
-    assert len(op._first) == len(first) and {len(d) for d in op._first} == {16}
+    # a shard's state is its row keys and one 16-byte digest per row, not the texts
+    state = op.summarize(full.slice(0, 777))
+    assert [v.shape[1] * v.itemsize for v in state.values] == [16]
+    assert sum(len(k) for k in state.keys) == 777 and not any(
+        v.dtype == object for v in state.values
+    )
 
 
 def test_errors() -> None:
-    with pytest.raises(OperatorContractError, match="row with _id 0 was not observed"):
+    with pytest.raises(OperatorContractError, match=r"summarize\(\) every batch"):
         ExactDedup().run_batch(table([0], text=["a"]))
     with pytest.raises(ConfigError, match=r"no column\(s\) 'body'"):
-        ExactDedup(columns=["body"]).observe(table([0], text=["a"]))
+        ExactDedup(columns=["body"]).summarize(table([0], text=["a"]))
     with pytest.raises(ConfigError, match="listed more than once"):
         ExactDedup(columns=["text", "text"])
     assert [c.name for c in ExactDedup(columns=["q", "a"]).required_inputs()] == ["q", "a"]

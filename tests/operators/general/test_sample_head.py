@@ -27,9 +27,7 @@ def ids_table(ids: list[int], text: list[str] | None = None) -> pa.Table:
 
 def kept_ids(op, batches: list[pa.Table]) -> list[int]:
     if op.is_global:
-        for b in batches:
-            op.observe(b)
-        op.finalize()
+        op.fit(batches)
     return [i for b in batches for i in op.run_batch(b).kept["_id"].to_pylist()]
 
 
@@ -86,9 +84,7 @@ def test_head_with_fewer_rows_than_n_keeps_everything() -> None:
 def test_head_fills_the_cutoff_with_fan_out_siblings_in_stream_order() -> None:
     batches = [ids_table([0, 1], ["a", "b1"]), ids_table([1, 1, 2], ["b2", "b3", "c"])]
     op = Head(n=3)
-    for b in batches:
-        op.observe(b)
-    op.finalize()
+    op.fit(batches)
     assert [op.run_batch(b).kept["text"].to_pylist() for b in batches] == [["a", "b1"], ["b2"]]
 
 
@@ -97,5 +93,5 @@ def test_head_on_multi_chunk_batches_and_before_finalize() -> None:
         ids_table([0, 1, 1, 1, 2, 1], list("abcdef")).to_batches(max_chunksize=2)
     )
     assert kept_ids(Head(n=3), [batch]) == [0, 1, 1]
-    with pytest.raises(OperatorContractError, match="run before observe"):
+    with pytest.raises(OperatorContractError, match="run before summarize"):
         Head(n=1).run_batch(batch)

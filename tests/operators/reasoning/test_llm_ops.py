@@ -11,7 +11,7 @@ from prepflow.operators.reasoning.questions import (
     QuestionQualityFilter,
     QuestionSynthesizer,
 )
-from prepflow.serving.testing import ChatRequest, Reply, ScriptedServer, run_operator
+from prepflow.testing import ChatRequest, Reply, ScriptedServer, run_operator
 
 
 def rows(**columns: list) -> pa.Table:

@@ -11,7 +11,7 @@ import yaml
 
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import load_yaml
-from prepflow.serving.testing import ChatRequest, ScriptedServer
+from prepflow.testing import ChatRequest, ScriptedServer
 
 ROOT = Path(__file__).resolve().parents[3]
 SEEDS = ROOT / "examples" / "math_seeds.jsonl"

@@ -45,9 +45,7 @@ def test_k_center_greedy_picks_farthest_points() -> None:
 
 
 def run_global(op: KCenterSelect, batches: list[pa.Table]):
-    for b in batches:
-        op.observe(b)
-    op.finalize()
+    op.fit(batches)
     return [op.run_batch(b) for b in batches]
 
 
@@ -100,11 +98,11 @@ def test_k_center_select_size_params(params: dict, message: str) -> None:
 
 def test_k_center_select_rejects_ragged_and_zero_vectors() -> None:
     with pytest.raises(ConfigError, match="row _id 1 has a 1-dim 'embedding', earlier rows 2-dim"):
-        KCenterSelect(k=1).observe(emb_batch([0, 1], [[1.0, 0.0], [1.0]]))
-    op = KCenterSelect(k=1)
-    op.observe(emb_batch([0, 1], [[1.0, 0.0], [0.0, 0.0]]))
+        KCenterSelect(k=1).summarize(emb_batch([0, 1], [[1.0, 0.0], [1.0]]))
+    with pytest.raises(ConfigError, match="shards hold embeddings of"):
+        KCenterSelect(k=1).fit([emb_batch([0], [[1.0, 0.0]]), emb_batch([1], [[1.0]])])
     with pytest.raises(ConfigError, match="row _id 1 has a zero vector"):
-        op.finalize()
+        KCenterSelect(k=1).fit([emb_batch([0, 1], [[1.0, 0.0], [0.0, 0.0]])])
 
 
 def test_to_chat_messages_with_system_column_and_default() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import pyarrow as pa
 
@@ -12,7 +11,7 @@ from prepflow.operators.sft.diversity import EmbedText, KCenterSelect
 from prepflow.operators.sft.judges import ComplexityScorer, QualityJudge, ResponseRewriter
 from prepflow.operators.sft.synthesis import InstructionSynthesizer, ResponseGenerator
 from prepflow.serving.errors import ServerError
-from prepflow.serving.testing import ChatRequest, ScriptedServer, embed_text, run_operator
+from prepflow.testing import ChatRequest, FakeContext, ScriptedServer, embed_text, run_operator
 
 
 def table(**columns: list) -> pa.Table:
@@ -135,12 +134,11 @@ def test_embed_text_refused_fails_rows_and_keeps_the_schema() -> None:
             raise ServerError("HTTP 501: This server does not support embeddings")
 
     op = EmbedText()
-    op.setup(SimpleNamespace(serving=Refusing()))
+    op.setup(FakeContext(serving=Refusing()))
     r = asyncio.run(op.arun_batch(table(text=["alpha", "beta"])))
     assert r.kept.num_rows == 0 and r.kept.column_names == ["_id", "text", "embedding"]
     assert r.failed.column("_error_type").to_pylist() == ["ServerError", "ServerError"]
     # the selection step after it accepts the empty shard
     select = KCenterSelect(k=1)
-    select.observe(r.kept)
-    select.finalize()
+    select.fit([r.kept])
     assert select.run_batch(r.kept).kept.num_rows == 0

@@ -19,7 +19,7 @@ import pytest
 
 from prepflow.core.errors import ConfigError, OperatorContractError
 from prepflow.core.operator import ID, REASON, Result
-from prepflow.operators.text._minhash import cluster_heads
+from prepflow.operators.common.minhash import cluster_heads
 from prepflow.operators.text.dedup import MinHashDedup, TextExactDedup
 
 pytest.importorskip("rensa")
@@ -76,9 +76,7 @@ def run_global(
     )
     size = batch or max(len(texts), 1)
     batches = [table.slice(i, size) for i in range(0, len(texts), size)]
-    for b in batches:
-        op.observe(b)
-    op.finalize()
+    op.fit(batches)
     results = [op.run_batch(b) for b in batches]
     dropped = [r.dropped for r in results if r.dropped is not None]
     return Result(
@@ -280,25 +278,22 @@ def test_minhash_rejects_bad_params(params, message):
 def test_global_contract_is_enforced(op_class):
     table = pa.table({ID: pa.array([0, 1], pa.int64()), "text": ["a b c", "a b c"]})
     op = op_class()
-    with pytest.raises(OperatorContractError, match="observe\\(\\) every batch"):
+    with pytest.raises(OperatorContractError, match="summarize\\(\\) every batch"):
         op.run_batch(table)
-    op.observe(table.slice(0, 1))
-    op.finalize()
-    with pytest.raises(OperatorContractError, match="_id 1 was not observed"):
+    op.fit([table.slice(0, 1)])
+    with pytest.raises(OperatorContractError, match="_id 1 was not summarized"):
         op.run_batch(table)
 
     twice = op_class()
-    twice.observe(table)
-    twice.observe(table.slice(1))
-    with pytest.raises(OperatorContractError, match="_id 1 was observed twice"):
-        twice.finalize()
+    with pytest.raises(OperatorContractError, match="_id 1 was summarized twice"):
+        twice.fit([table, table.slice(1)])
 
 
 def test_text_column_must_exist_and_hold_strings():
     with pytest.raises(ConfigError, match="no column 'body'"):
-        MinHashDedup().bind({"text": "body"}).observe(pa.table({ID: [0], "text": ["x"]}))
+        MinHashDedup().bind({"text": "body"}).summarize(pa.table({ID: [0], "text": ["x"]}))
     with pytest.raises(ConfigError, match="must hold strings, not int64"):
-        TextExactDedup().observe(pa.table({ID: [0], "text": [3]}))
+        TextExactDedup().summarize(pa.table({ID: [0], "text": [3]}))
 
 
 # ---- TextExactDedup --------------------------------------------------------------------------
@@ -379,8 +374,7 @@ def test_large_string_columns(op, reason):
         ["Hello world 你好世界 again", "hello WORLD  你好世界 again", None], pa.large_string()
     )
     table = pa.table({ID: pa.array([0, 1, 2], pa.int64()), "text": texts})
-    op.observe(table)
-    op.finalize()
+    op.fit([table])
     assert dropped_reasons(op.run_batch(table)) == {1: reason}
 
 

@@ -8,8 +8,8 @@ import kenlm
 import pytest
 from typer.testing import CliRunner
 
-from prepflow.operators.text._lm import load_model, train_arpa
-from prepflow.operators.text.cli import lm_app
+from prepflow.cli.lm import lm_app
+from prepflow.operators.text.language_model import load_model, train_arpa
 from prepflow.operators.text.perplexity import PerplexityFilter, PerplexityScore
 
 SENTENCES = [

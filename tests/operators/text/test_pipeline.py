@@ -24,7 +24,7 @@ def test_every_step_is_a_registered_operator_with_valid_params():
 
 def test_the_shipped_lsh_bands_are_the_derived_optimum():
     """The pipeline spells out bands/rows to skip the search; they must be what it would find."""
-    from prepflow.operators.text._minhash import optimal_bands
+    from prepflow.operators.common.minhash import optimal_bands
 
     step = next(s for s in load_yaml("text-pretrain-clean").steps if s.op == "MinHashDedup")
     p = registry.get("MinHashDedup")(**step.params).params

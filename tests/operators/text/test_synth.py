@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 
 from prepflow.operators.text.synth import DocumentRewriter, FaithfulnessFilter
-from prepflow.serving.testing import ChatRequest, ScriptedServer, run_operator
+from prepflow.testing import ChatRequest, ScriptedServer, run_operator
 
 DOC = "The Nile flows north into the Mediterranean Sea."
 

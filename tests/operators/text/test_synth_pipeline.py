@@ -9,7 +9,7 @@ import pytest
 
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import load_yaml
-from prepflow.serving.testing import ChatRequest, ScriptedServer
+from prepflow.testing import ChatRequest, ScriptedServer
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO / "examples" / "pretrain_docs.jsonl"

@@ -30,13 +30,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from prepflow.core.operator import Operator, Result
+from prepflow.serving.cache import ResponseCache
+from prepflow.serving.client import OpenAIServing
+from prepflow.testing.context import FakeContext
 
 #: Injectable faults: 429 with Retry-After, 500, a reply that never comes in time, a reset
 #: connection, a 200 whose body is not JSON, output cut at the token limit, JSON that breaks the
@@ -480,8 +482,6 @@ def run_operator(
 ) -> Result:
     """Run an LLM operator over one batch against ``server`` as the engine does (``setup`` with a
     context holding the serving, then ``arun_batch``), with a fresh client; for operator tests."""
-    from prepflow.serving.cache import ResponseCache
-    from prepflow.serving.client import OpenAIServing
 
     async def main() -> Result:
         cache = ResponseCache(cache_path) if cache_path is not None else None
@@ -489,7 +489,7 @@ def run_operator(
             async with OpenAIServing(
                 server.url, server.model, api_key=server.api_key, cache=cache, **serving_options
             ) as serving:
-                op.setup(SimpleNamespace(serving=serving, run_dir=None))
+                op.setup(FakeContext(serving=serving))
                 return await op.arun_batch(batch)
         finally:
             if cache is not None:

@@ -38,7 +38,7 @@ def train(
     """
     from prepflow.core.errors import InputError
     from prepflow.data.readers import open_input
-    from prepflow.operators.text._lm import lm_lines, train_arpa
+    from prepflow.operators.text.language_model import lm_lines, train_arpa
 
     def sentences():
         seen = 0

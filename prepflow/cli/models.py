@@ -94,7 +94,7 @@ def serve(
     from prepflow.serving.launchers import launch
 
     try:
-        with launch(backend, model, run_dir=None, threads=threads, ctx_size=ctx_size,  # type: ignore[arg-type]
+        with launch(backend, model, log_dir=None, threads=threads, ctx_size=ctx_size,  # type: ignore[arg-type]
                     n_parallel=parallel) as server:  # fmt: skip
             typer.echo(f"serving {server.model} at {server.base_url} (log: {server.log_path}); "
                        "Ctrl-C stops it")  # fmt: skip

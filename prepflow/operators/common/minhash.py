@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from prepflow.operators.text._ngrams import Ragged, mix64
+from prepflow.operators.common.ngrams import Ragged, mix64
 
 
 def signatures(shingles: Ragged, num_perm: int, seed: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The `prepflow` command. Imports stay inside commands so `prepflow --help` starts fast."""
+"""The `prepflow` command. Sub-command modules import only typer at the top, and the rest of
+prepflow loads inside each command, so that `prepflow --help` starts fast."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from prepflow.cli.lm import lm_app
+from prepflow.cli.models import models_app
 
 app = typer.Typer(
     name="prepflow",
@@ -29,16 +33,8 @@ def _collect_from_here() -> None:
         gc.enable()
 
 
-def _mount_subcommands() -> None:
-    """Sub-apps of other layers; their modules import only typer at the top, so this stays fast."""
-    from prepflow.operators.text.cli import lm_app
-    from prepflow.serving.cli import models_app
-
-    app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
-    app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
-
-
-_mount_subcommands()
+app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
+app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
 
 PipelineArg = Annotated[
     str,
@@ -85,12 +81,12 @@ def _usage(msg: str) -> Exception:
 
 
 def _serving_overrides(
-    spec: Any, backend: str | None, base_url: str | None, model: str | None
-) -> None:
-    """`--base-url/--model/--backend` replace the pipeline's serving without editing it."""
+    serving: dict[str, Any] | None, backend: str | None, base_url: str | None, model: str | None
+) -> dict[str, Any] | None:
+    """`--base-url/--model/--backend` replace a pipeline's serving without editing it."""
     if not (backend or base_url or model):
-        return
-    serving = dict(spec.serving or {})
+        return serving
+    serving = dict(serving or {})
     if base_url:
         serving = {
             "backend": "openai",
@@ -101,7 +97,7 @@ def _serving_overrides(
         serving["backend"] = backend
     if model:
         serving["model"] = model
-    spec.serving = serving
+    return serving
 
 
 @app.command()
@@ -155,14 +151,17 @@ def run(
     progress: Annotated[
         bool | None, typer.Option(help="Live progress bars (default: on a terminal).")
     ] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where the steps run: local (this machine, the default).")
+    ] = "local",
 ) -> None:
     """Run a pipeline; re-running the same command resumes where it stopped."""
     from prepflow.core.errors import PrepflowError
-    from prepflow.engine.runner import run_pipeline
+    from prepflow.engine.runner import RunInterrupted, run_pipeline
 
     try:
         spec = _load(pipeline)
-        _serving_overrides(spec, backend, base_url, model)
+        spec.serving = _serving_overrides(spec.serving, backend, base_url, model)
         report = run_pipeline(
             spec,
             input=input,
@@ -175,7 +174,10 @@ def run(
             fresh=fresh,
             max_failure_rate=max_failure_rate,
             progress=progress,
+            executor=executor,
         )
+    except RunInterrupted as e:
+        _fail(str(e), code=e.exit_code)
     except PrepflowError as e:
         _fail(f"error: {e}")
     _print_summary(report)
@@ -227,13 +229,40 @@ def report(
 
 
 @app.command()
-def retry(run_dir: Path, workers: int = 0) -> None:
+def retry(
+    run_dir: Path,
+    workers: int = 0,
+    backend: Annotated[
+        str | None, typer.Option(help="Serving backend override: llamacpp, openai, vllm, sglang.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint (key from PREPFLOW_API_KEY or OPENAI_API_KEY)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name, catalog short name or GGUF path.")
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option(help="Live progress bars (default: on a terminal).")
+    ] = None,
+) -> None:
     """Re-run only the rows that failed in a finished run (cached LLM answers are free)."""
     from prepflow.core.errors import PrepflowError
-    from prepflow.engine.runner import retry_run
+    from prepflow.engine.runner import RunInterrupted, failed_units, retry_run
+    from prepflow.engine.spec import load_yaml
 
     try:
-        rep = retry_run(run_dir, workers=workers)
+        if not failed_units(run_dir):
+            typer.echo(f"{run_dir}: no failed rows: nothing to retry")
+            return
+        serving = _serving_overrides(
+            load_yaml(run_dir / "pipeline.yaml").serving, backend, base_url, model
+        )
+        rep = retry_run(run_dir, workers=workers, serving=serving, progress=progress)
+    except RunInterrupted as e:
+        _fail(str(e), code=e.exit_code)
     except PrepflowError as e:
         _fail(f"error: {e}")
     _print_summary(rep)

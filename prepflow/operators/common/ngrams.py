@@ -40,18 +40,6 @@ class Ragged:
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
 
-def text_column(batch: pa.Table, name: str, op: str) -> pa.Array:
-    """The string column ``name`` of ``batch`` as one array, or a clear error naming ``op``."""
-    from prepflow.core.errors import ConfigError
-
-    if name not in batch.column_names:
-        raise ConfigError(f"{op}: no column {name!r} in the data")
-    column = batch.column(name)
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        raise ConfigError(f"{op}: column {name!r} must hold strings, not {column.type}")
-    return column.combine_chunks()
-
-
 def normalise(
     texts: pa.Array,
     *,

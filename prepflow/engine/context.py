@@ -1,0 +1,81 @@
+"""The engine's run context: what operators get in ``setup(ctx)`` (see prepflow.core.context).
+
+One :class:`EngineContext` per step: the scratch directory is the step's own (named by the run
+store, created on first use). Worker processes rebuild theirs from a :class:`WorkerContextSpec`
+(no serving there: LLM steps run on the main event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from prepflow.core.context import Database, Sandbox, Serving
+from prepflow.core.errors import ConfigError
+from prepflow.data.readers import open_input
+
+log = logging.getLogger("prepflow")
+
+
+@dataclass(frozen=True)
+class WorkerContextSpec:
+    """What a worker process needs to rebuild a step's context (picklable)."""
+
+    scratch: Path
+    seed: int
+
+    def context(self) -> EngineContext:
+        return EngineContext(scratch=self.scratch, seed=self.seed)
+
+
+class EngineContext:
+    """Satisfies :class:`prepflow.core.context.RunContext` for one step of a run."""
+
+    def __init__(self, *, scratch: Path, seed: int = 0, serving: Serving | None = None) -> None:
+        self._scratch = scratch
+        self._seed = seed
+        self._serving = serving
+
+    def worker_spec(self) -> WorkerContextSpec:
+        return WorkerContextSpec(self._scratch, self._seed)
+
+    @property
+    def serving(self) -> Serving:
+        if self._serving is None:
+            raise ConfigError(
+                "this step needs an LLM: add a 'serving:' section to the pipeline "
+                "(LLM steps run in the main process)"
+            )
+        return self._serving
+
+    @property
+    def sandbox(self) -> Sandbox:
+        raise ConfigError(
+            "this step needs the sandbox (prepflow.sandbox), which this installation lacks"
+        )
+
+    def database(self, source: str, db_id: str | None = None) -> Database:
+        raise ConfigError(
+            f"database {source!r}: this installation has no database connectors "
+            "(prepflow.sandbox.sql)"
+        )
+
+    def side_input(self, source: str, *, batch_rows: int = 65536) -> Iterator[pa.Table]:
+        return open_input(source).iter_batches(batch_rows)
+
+    @property
+    def scratch_dir(self) -> Path:
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        return self._scratch
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    @property
+    def seed(self) -> int:
+        return self._seed
