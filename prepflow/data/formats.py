@@ -14,8 +14,10 @@ from fsspec.compression import compr
 
 from prepflow.core.errors import ConfigError, PrepflowError
 
-FORMATS = ("jsonl", "json", "parquet", "csv", "hf")
-"""Every format name accepted by ``open_input(format=...)`` and ``write_output(format=...)``."""
+FORMATS = ("jsonl", "json", "parquet", "csv", "hf", "txt")
+"""Every format name accepted by ``open_input(format=...)``; all but ``txt`` (plain text lines,
+input only) are accepted by ``write_output(format=...)`` too."""
+INPUT_ONLY = ("txt",)
 
 _EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -25,6 +27,7 @@ _EXTENSIONS = {
     ".pq": "parquet",
     ".csv": "csv",
     ".tsv": "csv",
+    ".txt": "txt",
 }
 _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 _CODEC_PACKAGES = {"zstd": "zstandard"}

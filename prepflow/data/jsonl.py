@@ -37,13 +37,13 @@ def read_jsonl(
     f: IO[bytes], path: str, on_bad: OnBad | None, block_bytes: int = BLOCK_BYTES
 ) -> Iterator[pa.Table]:
     """Stream the records of a JSON Lines file as tables (one per block)."""
-    for first_line, block in _line_blocks(f, block_bytes):
+    for first_line, block in line_blocks(f, block_bytes):
         table = _parse_block(block, path, first_line, on_bad)
         if table is not None and table.num_rows:
             yield table
 
 
-def _line_blocks(f: IO[bytes], block_bytes: int) -> Iterator[tuple[int, bytes]]:
+def line_blocks(f: IO[bytes], block_bytes: int) -> Iterator[tuple[int, bytes]]:
     """(first line number, bytes) of consecutive newline-aligned blocks of ``f``."""
     line, rest = 1, b""
     while chunk := f.read(block_bytes):

@@ -34,6 +34,7 @@ from prepflow.data.jsonl import BLOCK_BYTES, read_jsonl
 from prepflow.data.records import BadRecord, OnBad
 from prepflow.data.schema import concat_tables
 from prepflow.data.tabular import parquet_schema, read_arrow_stream, read_csv, read_parquet
+from prepflow.data.text_lines import read_lines
 
 __all__ = ["BadRecord", "Source", "open_input", "rebatch"]
 
@@ -110,6 +111,8 @@ class Source:
                 yield from read_json(f, path, on_bad, block_bytes)
             elif self.format == "parquet":
                 yield from read_parquet(f, path)
+            elif self.format == "txt":
+                yield from read_lines(f, path, on_bad, block_bytes)
             else:
                 yield from read_arrow_stream(f, path)
 
@@ -140,7 +143,7 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
     """Resolve a file, directory of shards, glob or fsspec URL to a Source.
 
     The format comes from the file extensions (``.jsonl``/``.ndjson``, ``.json``, ``.parquet``,
-    ``.csv``/``.tsv``, each optionally ``.gz``/``.bz2``/``.xz``/``.zst``) or from a directory
+    ``.csv``/``.tsv``, ``.txt`` (a row per non-blank line), each optionally ``.gz``/``.bz2``/``.xz``/``.zst``) or from a directory
     written by ``datasets``' ``save_to_disk``; ``format`` overrides the extensions. In a
     directory, files and folders whose names start with ``.`` or ``_`` are ignored.
     """

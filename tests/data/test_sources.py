@@ -52,9 +52,14 @@ def test_glob_and_errors_for_nothing_mixed_or_unknown(tmp_path):
         open_input(tmp_path / "missing.jsonl")
     with pytest.raises(InputError, match=r"the input mixes formats: jsonl \(.*a\.jsonl\), parquet"):
         open_input(tmp_path)
-    (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(InputError, match=r"cannot tell the data format of .*notes\.txt"):
-        open_input(tmp_path / "notes.txt")
+    (tmp_path / "notes.xml").write_text("hi")
+    with pytest.raises(InputError, match=r"cannot tell the data format of .*notes\.xml"):
+        open_input(tmp_path / "notes.xml")
+    (tmp_path / "notes.txt").write_text("hi\n\n  \nthere\r\n")  # text: a row per non-blank line
+    assert open_input(tmp_path / "notes.txt").iter_batches(10).__next__().to_pylist() == [
+        {"text": "hi"},
+        {"text": "there"},
+    ]
     with pytest.raises(InputError, match=r"unknown data format 'xml'"):
         open_input(tmp_path / "a.jsonl", format="xml")
     assert values(open_input(tmp_path / "notes.txt", format="csv")) == []  # a header, no rows

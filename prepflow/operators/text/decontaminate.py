@@ -9,23 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.errors import ConfigError, InputError
+from prepflow.core.errors import ConfigError, OperatorContractError
 from prepflow.core.operator import FilterOperator, Params, Requirements
 from prepflow.core.tables import text_column
 from prepflow.operators.common.ngrams import ngram_hashes, word_hashes
 
-_FORMATS = (".jsonl", ".txt")
 _CHUNK_ROWS = 8192  # documents tokenised at once: bounds the transient token arrays
 
 
 @dataclass(frozen=True)
 class _Item:
-    line: int
+    number: int  # 1-based position in the benchmark
     text: str
     grams: int  # tokens per matched n-gram: n, or the item's length when shorter
 
@@ -50,17 +48,18 @@ class NgramDecontaminate(FilterOperator):
     consecutive tokens of it also occur in a test item. An item shorter than ``n`` tokens
     contaminates a document that contains all its tokens in a row, provided it has at least
     ``min_item_tokens`` tokens; shorter items are ignored, as phrases that common would drop
-    innocent documents. The reason names the item: ``shares 13 tokens with benchmark item
-    test.jsonl:42 "<start of the item>"``; when a document matches several, the earliest item in
-    the file is named.
+    innocent documents. The reason names the item: ``shares 13 tokens with benchmark item 42
+    of test.jsonl "<start of the item>"``; when a document matches several, the earliest item
+    is named.
 
-    The benchmark is a ``.jsonl`` file (the item is the field named by ``column`` of each
-    object) or a ``.txt`` file (one item per non-blank line). It is read once per process into
-    a sorted array of 64-bit n-gram hashes (12 bytes per distinct n-gram).
+    The benchmark is any input prepflow reads (JSONL, JSON, Parquet, CSV, a ``datasets``
+    directory: the item is the column named by ``column``; ``.txt``: one item per non-blank
+    line), read as a side input with the same readers as the main input. It is read once per
+    process into a sorted array of 64-bit n-gram hashes (12 bytes per distinct n-gram).
     """
 
     domain = "text"
-    version = "1"
+    version = "2"  # the benchmark is a side input; reasons number items, not file lines
     cpu_heavy = True
     requires = Requirements(packages=("numpy", "xxhash"), extra="text")
     inputs = (Column("text", "string", "the document text"),)
@@ -68,9 +67,9 @@ class NgramDecontaminate(FilterOperator):
     class Params(Params):
         benchmark: str = Field(
             ...,
-            description="test set file: .jsonl (one object a line) or .txt (one item a line)",
+            description="test set: a file, directory or URL prepflow reads (.txt: one item a line)",
         )
-        column: str = Field("text", description="field of each .jsonl object that holds the item")
+        column: str = Field("text", description="the benchmark's column that holds the item")
         n: int = Field(13, ge=1, le=64, description="tokens per n-gram")
         min_item_tokens: int = Field(
             8,
@@ -85,9 +84,7 @@ class NgramDecontaminate(FilterOperator):
 
     def check(self) -> list[str]:
         path = Path(self.params.benchmark)
-        if path.suffix not in _FORMATS:
-            return [f"{self.name}: parameter 'benchmark': {path} must end in .jsonl or .txt"]
-        if not path.is_file():
+        if "://" not in self.params.benchmark and not path.exists():
             return [f"{self.name}: parameter 'benchmark': no file {path}"]
         return []
 
@@ -96,13 +93,16 @@ class NgramDecontaminate(FilterOperator):
         try:
             return hashlib.sha256(Path(self.params.benchmark).read_bytes()).hexdigest()
         except OSError:
-            return ""  # check() reports the missing file
+            return ""  # check() reports the missing file; a directory or URL: its name only
 
     def setup(self, ctx: Any) -> None:
-        self._load()
+        items = _read_items(ctx, self.params.benchmark, self.params.column, self.name)
+        self._index = self._build(items)
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
-        index = self._load()
+        index = self._index
+        if index is None:
+            raise OperatorContractError(f"{self.name}: setup(ctx) must run before run_batch")
         texts = text_column(batch, self.col("text"), self.name)
         best = np.concatenate(
             [np.zeros(0, np.int64)]
@@ -117,7 +117,7 @@ class NgramDecontaminate(FilterOperator):
         for row in np.flatnonzero(drop):
             item = index.items[best[row]]
             reasons[row] = (
-                f"shares {item.grams} tokens with benchmark item {source}:{item.line} "
+                f"shares {item.grams} tokens with benchmark item {item.number} of {source} "
                 f'"{_snippet(item.text)}"'
             )
         return pa.array(~drop), pa.array(reasons, pa.string())
@@ -133,11 +133,6 @@ class NgramDecontaminate(FilterOperator):
             row_of = np.repeat(np.arange(len(texts)), grams.lengths)
             np.minimum.at(best, row_of[hit], index.item[at[hit]])
         return best
-
-    def _load(self) -> _Index:
-        if self._index is None:
-            self._index = self._build(_read_items(Path(self.params.benchmark), self.params.column))
-        return self._index
 
     def _build(self, items: list[tuple[int, str]]) -> _Index:
         p = self.params
@@ -162,36 +157,18 @@ class NgramDecontaminate(FilterOperator):
         return _Index(hashes[first], item[first], kept, lengths)
 
 
-def _read_items(path: Path, column: str) -> list[tuple[int, str]]:
-    """(line number, text) of each item of a .jsonl or .txt benchmark file."""
-    if path.suffix not in _FORMATS:
-        raise ConfigError(f"benchmark {path}: unsupported format (use .jsonl or .txt)")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ConfigError(f"benchmark {path}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 ({e.reason})", path=str(path)) from None
-    items = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if path.suffix == ".txt":
-            items.append((number, line))
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise InputError(f"invalid JSON ({e})", path=str(path), line=number) from None
-        if not isinstance(record, dict) or column not in record:
-            raise InputError(f"no field {column!r}", path=str(path), line=number)
-        if not isinstance(record[column], str):
-            raise InputError(
-                f"field {column!r} is {type(record[column]).__name__}, not a string",
-                path=str(path),
-                line=number,
+def _read_items(ctx: Any, source: str, column: str, op: str) -> list[tuple[int, str]]:
+    """(1-based position, text) of each non-blank item of the benchmark side input."""
+    items: list[tuple[int, str]] = []
+    for table in ctx.side_input(source):
+        if column not in table.column_names:
+            raise ConfigError(
+                f"{op}: benchmark {source} has no column {column!r} "
+                f"(columns: {', '.join(table.column_names)})"
             )
-        items.append((number, record[column]))
+        for text in text_column(table, column, op).to_pylist():
+            if text is not None and text.strip():
+                items.append((len(items) + 1, text))
     return items
 
 

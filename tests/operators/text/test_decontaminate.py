@@ -17,6 +17,7 @@ import pytest
 from prepflow.core.errors import ConfigError, InputError
 from prepflow.core.operator import ID, REASON
 from prepflow.operators.text.decontaminate import NgramDecontaminate
+from prepflow.testing import FakeContext
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff"
 _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+")
@@ -39,6 +40,9 @@ def load(shared_data: Path, name: str) -> list[str]:
 
 
 def run(op: NgramDecontaminate, texts: list[str]) -> dict[int, str]:
+    """Set ``op`` up as the engine does (the benchmark comes through the context's side-input
+    reader) and run it over ``texts``."""
+    op.setup(FakeContext())
     table = pa.table({ID: pa.array(range(len(texts)), pa.int64()), "text": texts})
     result = op.run_batch(table)
     assert result.kept.num_rows + result.n_dropped == len(texts)
@@ -82,13 +86,15 @@ def test_drops_documents_sharing_an_ngram_with_test_items(corpus, tmp_path):
     for d, doc in enumerate(corpus):
         hits = [k for k, w in enumerate(item_words) if len(w) >= 8 and contains(words(doc), w, 13)]
         if hits:
-            expected[d] = hits[0] + 1  # the item's line in the file
+            expected[d] = hits[0] + 1  # the item's position in the benchmark
     assert 100 in expected and expected[100] == 2
     assert 0 in expected and expected[0] == 3  # Genesis 1 opens with the 10-word item
     assert sorted(reasons) == sorted(expected)
     for d, line in expected.items():
         n = min(13, len(item_words[line - 1]))
-        assert reasons[d].startswith(f'shares {n} tokens with benchmark item test.jsonl:{line} "')
+        assert reasons[d].startswith(
+            f'shares {n} tokens with benchmark item {line} of test.jsonl "'
+        )
     assert reasons[0] == (
         'shares 10 tokens with benchmark item test.jsonl:3 "In the beginning God created the '
         'heaven and the earth."'
@@ -121,18 +127,22 @@ def test_chinese_items_match_by_character(shared_data: Path, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "error", "message"),
     [
-        ('{"question": "fine"}\nnot json\n', r"bad\.jsonl:2: invalid JSON"),
-        ('{"question": "fine"}\n{"other": "x"}\n', r"bad\.jsonl:2: no field 'question'"),
-        ('{"question": ["a", "b"]}\n', r"bad\.jsonl:1: field 'question' is list, not a string"),
+        ('{"question": "fine"}\nnot json\n', InputError, r"bad\.jsonl:2: "),
+        (
+            '{"other": "x"}\n',
+            ConfigError,
+            r"bad\.jsonl has no column 'question' \(columns: other\)",
+        ),
+        ('{"question": ["a", "b"]}\n', ConfigError, r"column 'question' must hold strings"),
     ],
 )
-def test_bad_benchmark_lines_name_file_and_line(tmp_path, content, message):
+def test_bad_benchmark_lines_name_file_and_line(tmp_path, content, error, message):
     bench = tmp_path / "bad.jsonl"
     bench.write_text(content, "utf-8")
     op = NgramDecontaminate(benchmark=str(bench), column="question")
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(error, match=message):
         run(op, ["some text"])
 
 
@@ -140,9 +150,12 @@ def test_benchmark_problems_found_at_compile_time(tmp_path):
     assert NgramDecontaminate(benchmark=str(tmp_path / "missing.jsonl")).check() == [
         f"NgramDecontaminate: parameter 'benchmark': no file {tmp_path / 'missing.jsonl'}"
     ]
-    csv = tmp_path / "items.csv"
-    csv.write_text("a\n", "utf-8")
-    assert "must end in .jsonl or .txt" in NgramDecontaminate(benchmark=str(csv)).check()[0]
+    csv = tmp_path / "items.csv"  # any format prepflow reads is a benchmark
+    csv.write_text("text\nthe quick brown fox jumps over the lazy dog again and again\n", "utf-8")
+    assert NgramDecontaminate(benchmark=str(csv)).check() == []
+    assert run(
+        NgramDecontaminate(benchmark=str(csv), n=8), ["the quick brown fox jumps over the lazy dog"]
+    )
     short = tmp_path / "short.txt"
     short.write_text("two words\n", "utf-8")
     with pytest.raises(ConfigError, match="has no item of at least 8 tokens"):
