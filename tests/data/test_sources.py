@@ -62,7 +62,7 @@ def test_glob_and_errors_for_nothing_mixed_or_unknown(tmp_path):
     ]
     with pytest.raises(InputError, match=r"unknown data format 'xml'"):
         open_input(tmp_path / "a.jsonl", format="xml")
-    assert values(open_input(tmp_path / "notes.txt", format="csv")) == []  # a header, no rows
+    assert values(open_input(tmp_path / "notes.xml", format="csv")) == []  # a header, no rows
 
 
 def test_explicit_format_overrides_the_extension(tmp_path):

@@ -96,7 +96,7 @@ def test_drops_documents_sharing_an_ngram_with_test_items(corpus, tmp_path):
             f'shares {n} tokens with benchmark item {line} of test.jsonl "'
         )
     assert reasons[0] == (
-        'shares 10 tokens with benchmark item test.jsonl:3 "In the beginning God created the '
+        'shares 10 tokens with benchmark item 3 of test.jsonl "In the beginning God created the '
         'heaven and the earth."'
     )
 
