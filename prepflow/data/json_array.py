@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 
 from prepflow.core.errors import InputError
-from prepflow.data.jsonl import BOM, parse_object, read_jsonl
+from prepflow.data.jsonl import BOM, MAX_DEPTH, json_depth, parse_object, read_jsonl
 from prepflow.data.records import OnBad, report
 from prepflow.data.schema import rows_to_table
 
@@ -110,8 +110,8 @@ class _Scanner:
             values = orjson.loads(b"[" + self._buf[self._start : cut + 1] + b"]")
         except orjson.JSONDecodeError:
             return
-        if not all(type(value) is dict for value in values):
-            return  # the token scan will name the line of each non-object
+        if not all(type(v) is dict and json_depth(v) <= MAX_DEPTH + 1 for v in values):
+            return  # the token scan will name the line of each non-object or too deep one
         line = self._line_at(self._start)
         for value in values:
             yield line, b"", value

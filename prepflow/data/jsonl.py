@@ -14,6 +14,7 @@ pyarrow would read ISO-8601-looking strings as timestamps; they are kept as the 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import IO, Any
@@ -30,6 +31,10 @@ BLOCK_BYTES = 8 << 20
 # pyarrow's own split of a block: the unit of its thread parallelism, one piece per core
 _PARSE_BLOCK = max(1 << 20, BLOCK_BYTES // (os.cpu_count() or 1))
 BOM = b"\xef\xbb\xbf"
+#: Deepest nesting of arrays and objects inside a record that prepflow keeps: Parquet stores at
+#: most 99 levels and an array takes two, so a deeper record is malformed input (file:line, or
+#: quarantined), never a crash when its shard is written or read.
+MAX_DEPTH = 48
 _PARSE_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
 
 
@@ -64,9 +69,34 @@ def line_blocks(f: IO[bytes], block_bytes: int) -> Iterator[tuple[int, bytes]]:
 def _parse_block(block: bytes, path: str, first_line: int, on_bad: OnBad | None) -> pa.Table | None:
     try:
         _check_utf8(block)
-        return _arrow_parse(block)
+        table = _arrow_parse(block)
     except (*_PARSE_ERRORS, UnicodeDecodeError):
         return _parse_lines(block, path, first_line, on_bad)
+    if max((type_depth(f.type) for f in table.schema), default=0) > MAX_DEPTH:
+        return _parse_lines(block, path, first_line, on_bad)  # find the records too deep
+    return table
+
+
+def type_depth(t: pa.DataType) -> int:
+    """Levels of arrays and objects in an Arrow type (a scalar: 0)."""
+    children = _children(t)
+    return 1 + max(type_depth(c.type) for c in children) if children else 0
+
+
+def json_depth(value: Any) -> int:
+    """Levels of arrays and objects inside a parsed JSON value (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
 
 
 def _check_utf8(block: bytes) -> None:
@@ -139,15 +169,34 @@ def parse_object(record: bytes) -> tuple[Any, str]:
         value = orjson.loads(record)
     except orjson.JSONDecodeError as e:
         try:
-            record.decode("utf-8")
+            text = record.decode("utf-8")
         except UnicodeDecodeError as bad:
             return None, f"invalid UTF-8 (byte 0x{record[bad.start]:02x} at offset {bad.start})"
         if e.msg == "unexpected end of data":
             return None, f"truncated JSON record (unexpected end of data at column {e.colno})"
-        return None, f"invalid JSON at column {e.colno}: {e.msg}"
+        value = _with_non_finite(text)
+        if value is None:
+            return None, f"invalid JSON at column {e.colno}: {e.msg}"
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {_json_kind(value)}"
+    if (depth := json_depth(value) - 1) > MAX_DEPTH:
+        return (
+            None,
+            f"nested {depth} levels deep; prepflow keeps at most {MAX_DEPTH} (Parquet's limit)",
+        )
     return value, ""
+
+
+def _with_non_finite(text: str) -> Any:
+    """The record parsed with ``NaN``/``Infinity``/``-Infinity`` allowed (as Python's json and
+    pyarrow read them, so they stay non-finite floats instead of failing the line); None when it
+    is not JSON even so."""
+    if not any(token in text for token in ("NaN", "Infinity")):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _json_kind(value: Any) -> str:

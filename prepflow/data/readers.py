@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
+import gzip
+import lzma
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO
 
@@ -22,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from prepflow.core.errors import InputError
+from prepflow.core.errors import InputError, PrepflowError
 from prepflow.data.formats import (
     HF_DICT_MARKER,
     HF_MARKERS,
@@ -39,7 +41,6 @@ from prepflow.data.text_lines import read_lines
 __all__ = ["BadRecord", "Source", "open_input", "rebatch"]
 
 _SAMPLE_BYTES = 1 << 20  # what schema() reads of a text file
-_MODIFIED_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created", "ETag")
 
 
 class Source:
@@ -51,19 +52,10 @@ class Source:
     def __repr__(self) -> str:
         return f"Source(format={self.format!r}, files={len(self.paths)}, first={self.paths[0]!r})"
 
-    def fingerprint(self) -> str:
-        """Hash of the format and every file's (path, size, modification stamp); no data read."""
-        digest = hashlib.sha256(self.format.encode())
-        for path in self.paths:
-            info = self.fs.info(path)
-            stamp = next((info[k] for k in _MODIFIED_KEYS if info.get(k) is not None), None)
-            digest.update(orjson.dumps([path, info.get("size"), str(stamp)]))
-        return digest.hexdigest()
-
     def schema(self) -> pa.Schema:
         """Columns of the first rows (Parquet: the first file's footer); bad records ignored."""
         if self.format == "parquet":
-            with self._open(self.paths[0]) as f:
+            with _reading(self.paths[0]), self._open(self.paths[0]) as f:
                 return parquet_schema(f, self.paths[0])
         for path in self.paths:
             with contextlib.closing(self._tables(path, lambda bad: None, _SAMPLE_BYTES)) as tables:
@@ -79,11 +71,11 @@ class Source:
         if self.format == "parquet":
             total = 0
             for path in self.paths:
-                with self._open(path) as f:
+                with _reading(path), self._open(path) as f:
                     total += pq.ParquetFile(f).metadata.num_rows
             return total
         size = sum(self.fs.info(p).get("size") or 0 for p in self.paths)
-        with self._open(self.paths[0]) as f:
+        with _reading(self.paths[0]), self._open(self.paths[0]) as f:
             sample = f.read(_SAMPLE_BYTES)
         lines = sample.count(b"\n") or 1
         return max(1, round(size * lines / max(1, len(sample))))
@@ -100,6 +92,12 @@ class Source:
         yield from rebatch(tables, batch_rows)
 
     def _tables(self, path: str, on_bad: OnBad | None, block_bytes: int) -> Iterator[pa.Table]:
+        """The tables of one file; a file that cannot be read (truncated or corrupt compressed
+        data or Parquet, permission denied) is one :class:`InputError` naming it."""
+        with _reading(path):
+            yield from self._file_tables(path, on_bad, block_bytes)
+
+    def _file_tables(self, path: str, on_bad: OnBad | None, block_bytes: int) -> Iterator[pa.Table]:
         if self.format == "csv":
             opener = functools.partial(self._open, path)  # read_csv may read the file twice
             yield from read_csv(opener, path, on_bad, file_kind(path).delimiter, block_bytes)
@@ -118,6 +116,30 @@ class Source:
 
     def _open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         return self.fs.open(path, "rb", compression=file_kind(path).compression)
+
+
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """A file that cannot be read (truncated or corrupt compressed data or Parquet, permission
+    denied) is one :class:`InputError` naming it, not a traceback."""
+    try:
+        yield
+    except PrepflowError:
+        raise
+    except (EOFError, OSError, ValueError, pa.ArrowException) as e:
+        raise InputError(f"cannot read the file: {_describe(e)}", path=path) from None
+
+
+def _describe(error: BaseException) -> str:
+    """One line for a read error: what is wrong, without the library's stack of context."""
+    if isinstance(error, EOFError):
+        return "it ends early (truncated compressed data)"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, (zlib.error, gzip.BadGzipFile, lzma.LZMAError)):
+        return f"corrupt compressed data ({text})"
+    return text
 
 
 def rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.Table]:

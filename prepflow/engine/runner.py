@@ -121,7 +121,7 @@ def run_pipeline(
     )
     if rows < 1:
         raise ConfigError(f"shard_rows must be >= 1, not {rows}")
-    ingest_fp = fingerprint("ingest", source.fingerprint(), rows)
+    ingest_fp = fingerprint("ingest", rows)  # each shard adds its content (see Executor.ingest)
     plan = compile_pipeline(
         spec, input_schema=schema_of(source.schema()), base_fingerprint=ingest_fp
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import fsspec
 import pyarrow as pa
@@ -71,7 +70,7 @@ def test_explicit_format_overrides_the_extension(tmp_path):
     assert values(open_input(path, format="jsonl")) == [1, 2]
 
 
-def test_memory_url_and_fingerprint():
+def test_memory_url():
     fs = fsspec.filesystem("memory")
     fs.pipe("/prepflow-test/in/a.jsonl", b'{"v": 1}\n{"v": 2}\n')
     fs.pipe("/prepflow-test/in/b.jsonl", b'{"v": 3}\n')
@@ -82,22 +81,8 @@ def test_memory_url_and_fingerprint():
             "memory:///prepflow-test/in/b.jsonl",
         ]
         assert values(source, 2) == [1, 2, 3]
-        first = source.fingerprint()
-        assert open_input("memory://prepflow-test/in").fingerprint() == first
-        fs.pipe("/prepflow-test/in/b.jsonl", b'{"v": 3}\n{"v": 4}\n')
-        assert open_input("memory://prepflow-test/in").fingerprint() != first
     finally:
         fs.rm("/prepflow-test", recursive=True)
-
-
-def test_fingerprint_follows_size_mtime_and_format(tmp_path):
-    path = tmp_path / "a.jsonl"
-    write_jsonl(path, [1])
-    first = open_input(path).fingerprint()
-    assert open_input(path).fingerprint() == first
-    assert open_input(path, format="json").fingerprint() != first
-    os.utime(path, (1_000_000, 1_000_000))
-    assert open_input(path).fingerprint() != first
 
 
 def test_schema_from_first_rows_ignoring_bad_records(tmp_path):

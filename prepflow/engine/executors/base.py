@@ -23,9 +23,10 @@ import pyarrow as pa
 
 from prepflow.core.errors import InputError, PrepflowError
 from prepflow.core.operator import ID, Operator, StepStats
+from prepflow.data.digest import table_digest
 from prepflow.data.readers import BadRecord, Source
 from prepflow.data.runstore import INPUT_STEP, RunStore
-from prepflow.engine.compiler import CompiledStep, Plan
+from prepflow.engine.compiler import CompiledStep, Plan, fingerprint
 from prepflow.engine.context import EngineContext
 from prepflow.engine.steprun import apply, stats_of
 
@@ -169,7 +170,11 @@ class Executor(abc.ABC):
             self.n_shards = pending[0] + 1 if pending is not None else 0
 
     def _ingest_shard(self, shard: int, batch: pa.Table, bad: list[BadRecord]) -> int:
-        if self.done(0, self.ingest_fp, INPUT_STEP, shard):
+        """Write and commit one input shard, unless the last run wrote the same rows and
+        quarantined the same records: a shard is identified by its content, so fixing one
+        corrupt file of an input recomputes only the shards whose rows changed."""
+        fp = fingerprint(self.ingest_fp, table_digest(batch), [(b.line, b.reason) for b in bad])
+        if self.done(0, fp, INPUT_STEP, shard):
             self.quarantined += self.records[(0, shard)].stats.quarantined
             self.resumed(0, shard)
             return shard
@@ -187,7 +192,7 @@ class Executor(abc.ABC):
         stats = StepStats(
             rows_in=table.num_rows + len(bad), rows_out=table.num_rows, quarantined=len(bad)
         )
-        self.commit(0, self.ingest_fp, shard, stats)
+        self.commit(0, fp, shard, stats)
         return shard
 
     # ---- global steps ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from prepflow.operators.reasoning.answers import (
 from prepflow.operators.reasoning.export import ToPretrainText, ToSftChat
 from prepflow.operators.reasoning.verify import GroundTruthEvaluator, GroundTruthFilter
 from prepflow.operators.text.decontaminate import NgramDecontaminate
+from prepflow.testing import FakeContext
 
 
 def rows(**columns: list) -> pa.Table:
@@ -124,6 +125,7 @@ def test_questions_decontaminated_with_the_text_operator(tmp_path: Path) -> None
         + "\n"
     )
     op = NgramDecontaminate(benchmark=str(bench), column="question", n=8).bind({"text": "question"})
+    op.setup(FakeContext())
     r = op.run_batch(
         rows(
             question=[
@@ -138,5 +140,5 @@ def test_questions_decontaminated_with_the_text_operator(tmp_path: Path) -> None
     assert (
         r.dropped["_reason"][0]
         .as_py()
-        .startswith("shares 8 tokens with benchmark item test.jsonl:1")
+        .startswith("shares 8 tokens with benchmark item 1 of test.jsonl")
     )
