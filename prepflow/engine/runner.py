@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import sys
 import time
@@ -94,7 +95,7 @@ def run_pipeline(
         f"# prepflow {__version__}; step fingerprints: "
         + ", ".join(f"{s.name}={s.fingerprint}" for s in plan.steps)
         + "\n"
-        + spec.to_yaml(),
+        + _with_absolute_imports(spec).to_yaml(),
     )
     previous = store.read_json("run.json") or {}
     invocation = {
@@ -284,6 +285,16 @@ def _manifest(store: RunStore, plan: Plan, n_shards: int) -> dict[str, Any]:
             }
         )
     return {"pipeline": plan.spec.name, "shards": n_shards, "steps": steps}
+
+
+def _with_absolute_imports(spec: PipelineSpec) -> PipelineSpec:
+    """The spec with ``.py`` imports made absolute: the run directory's copy, which ``retry``
+    loads, must find the same files as the YAML they were relative to."""
+    if spec.source is None:
+        return spec
+    base = spec.source.resolve().parent
+    imports = [str(base / i) if i.endswith(".py") else i for i in spec.imports]
+    return dataclasses.replace(spec, imports=imports)
 
 
 def retry_run(run_dir: str | Path, **overrides: Any) -> RunReport:
