@@ -73,7 +73,8 @@ def _domain_page(domain: str, ops: list[Info], where: Mapping[str, str]) -> str:
         "",
         f"# {domain} operators",
         "",
-        f"{len(ops)} operators; back to the [operator reference](index.md).",
+        f"{len(ops)} operator{'s' if len(ops) != 1 else ''}; back to the "
+        "[operator reference](index.md).",
         "",
     ]
     for kind in KIND_ORDER:
@@ -111,7 +112,7 @@ def _operator(info: Info, where: Mapping[str, str], domain: str) -> list[str]:
                 for n, on in (("optional", c["optional"]), ("fixed name", not c["configurable"]))
                 if on
             ]
-            desc = text(c["description"]) + (f" ({', '.join(notes)})" if notes else "")
+            desc = " ".join([text(c["description"]), *([f"({', '.join(notes)})"] if notes else [])])
             out.append(f"| `{c['name']}` | {_type(c['type'])} | {_cell(desc)} |")
         out.append("")
     if info["params"]:
