@@ -10,8 +10,14 @@ highlights it). Options follow a colon, comma-separated::
     <!-- runnable: file=my_ops.py -->     write the block to this file (later blocks use it)
     <!-- runnable: llm -->                start the scripted OpenAI-compatible server first; the
                                           address http://127.0.0.1:8000/v1 in the block is it
+    <!-- runnable: excerpt=PATH -->       the block's lines appear, in this order, in PATH (a
+                                          file the blocks before it wrote, or else a file of the
+                                          repository): a quoted file cannot drift from the original
     <!-- runnable: slow -->               run only with the slow tests (and so does every
                                           runnable block after it in the same file)
+
+README.md's blocks run with the fast tests; the pages under docs/ run with the slow ones (CI runs
+both), each page from its first block to its last.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Block:
     lang: str
     code: str
     file: str | None = None
+    excerpt: str | None = None
     flags: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -87,10 +94,13 @@ def runnable_blocks(path: Path) -> list[Block]:
             raise DocError(f"{where}: a runnable marker must stand right before a fenced block")
         assert nxt.map is not None
         lang = nxt.info.split()[0] if nxt.info.strip() else ""
-        file, flags = _options(m.group("opts") or "", where)
-        if file is None and lang not in PYTHON + SHELL:
-            raise DocError(f"{where}: only python and shell blocks run; use file=NAME for {lang!r}")
-        blocks.append(Block(path, nxt.map[0] + 2, lang, nxt.content, file, flags))
+        file, excerpt, flags = _options(m.group("opts") or "", where)
+        if file is None and excerpt is None and lang not in PYTHON + SHELL:
+            raise DocError(
+                f"{where}: only python and shell blocks run; use file=NAME or excerpt=PATH "
+                f"for {lang!r}"
+            )
+        blocks.append(Block(path, nxt.map[0] + 2, lang, nxt.content, file, excerpt, flags))
     for k, b in enumerate(blocks):
         names = (b.file, b.file.removesuffix(".py")) if b.file else ()
         if b.file and not any(n in later.code for later in blocks[k + 1 :] for n in names):
@@ -98,17 +108,24 @@ def runnable_blocks(path: Path) -> list[Block]:
     return blocks
 
 
-def _options(text: str, where: str) -> tuple[str | None, frozenset[str]]:
-    file, flags = None, set()
+def _options(text: str, where: str) -> tuple[str | None, str | None, frozenset[str]]:
+    file = excerpt = None
+    flags = set()
     for opt in filter(None, (o.strip() for o in text.split(","))):
         key, sep, value = opt.partition("=")
         if key == "file" and sep and value and "/" not in value:
             file = value
+        elif key == "excerpt" and sep and value:
+            excerpt = value
         elif not sep and key in FLAGS:
             flags.add(key)
         else:
-            raise DocError(f"{where}: unknown runnable option {opt!r} (file=NAME, llm, slow)")
-    return file, frozenset(flags)
+            raise DocError(
+                f"{where}: unknown runnable option {opt!r} (file=NAME, excerpt=PATH, llm, slow)"
+            )
+    if file and excerpt:
+        raise DocError(f"{where}: a block is either a file or an excerpt")
+    return file, excerpt, frozenset(flags)
 
 
 # ---- links and anchors ------------------------------------------------------------------------
@@ -134,8 +151,13 @@ def links(path: Path) -> list[Link]:
     return found
 
 
-def anchors(path: Path) -> set[str]:
+def anchors(path: Path) -> frozenset[str]:
     """Heading ids that both GitHub and MkDocs give this page (a link must work on both)."""
+    return _anchors(path, path.stat().st_mtime_ns)
+
+
+@cache
+def _anchors(path: Path, mtime_ns: int) -> frozenset[str]:
     toks = tokens(path)
     github: list[str] = []
     mkdocs: list[str] = []
@@ -144,7 +166,7 @@ def anchors(path: Path) -> set[str]:
             text = "".join(c.content for c in toks[i + 1].children or [] if c.content)
             github.append(_github_slug(text))
             mkdocs.append(_mkdocs_slug(text))
-    return set(_numbered(github, "-")) & set(_numbered(mkdocs, "_"))
+    return frozenset(_numbered(github, "-")) & frozenset(_numbered(mkdocs, "_"))
 
 
 def _github_slug(text: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -53,32 +54,60 @@ def run_block(block: Block, work: Path) -> None:
         code = block.code.replace(EXAMPLE_BASE_URL, base_url) if base_url else block.code
         if block.file:
             (work / block.file).write_text(code, encoding="utf-8")
+        elif block.excerpt:
+            _check_excerpt(block, work)
         elif block.lang in PYTHON:
             _python(block, code, work)
         else:
             for line, command in shell_commands(code, block.line):
+                first = command.splitlines()[0].removesuffix("\\").strip()
                 _run(
                     ["bash", "-o", "pipefail", "-c", command],
                     work,
-                    f"{_where(block, line)}: $ {command}",
+                    f"{_where(block, line)}: $ {first}",
                 )
 
 
 def shell_commands(code: str, first_line: int) -> list[tuple[int, str]]:
-    """(line, command) for each command of a shell block; comment lines and blanks skipped."""
-    commands, parts, start = [], [], 0
+    """(line, command) for each command of a shell block: a command goes on while a line ends
+    in a backslash or a quote is open; comment lines and blanks between commands are skipped."""
+    commands: list[tuple[int, str]] = []
+    parts: list[str] = []
+    start = 0
     for i, raw in enumerate(code.splitlines()):
         if not parts and (not raw.strip() or raw.lstrip().startswith("#")):
             continue
         if not parts:
             start = first_line + i
-        parts.append(raw.rstrip().removesuffix("\\"))
-        if not raw.rstrip().endswith("\\"):
-            commands.append((start, " ".join(p.strip() for p in parts)))
+        parts.append(raw)
+        text = "\n".join(parts)
+        if not raw.rstrip().endswith("\\") and _complete(text):
+            commands.append((start, text))
             parts = []
     if parts:
-        commands.append((start, " ".join(p.strip() for p in parts)))
+        commands.append((start, "\n".join(parts)))
     return commands
+
+
+def _complete(command: str) -> bool:
+    try:
+        shlex.split(command, comments=True)
+    except ValueError:  # an open quote: the command goes on
+        return False
+    return True
+
+
+def _check_excerpt(block: Block, work: Path) -> None:
+    """Each line of the block, in order, is a line of the quoted file (others may lie between)."""
+    path = work / block.excerpt if (work / block.excerpt).exists() else REPO / block.excerpt
+    if not path.is_file():
+        raise BlockFailed(f"{block.where}: excerpt of {block.excerpt}, which does not exist")
+    original = iter(line.rstrip() for line in path.read_text(encoding="utf-8").splitlines())
+    for i, line in enumerate(block.code.splitlines()):
+        if line.strip() and line.rstrip() not in original:
+            raise BlockFailed(
+                f"{_where(block, block.line + i)}: not in {block.excerpt} (or out of order): {line}"
+            )
 
 
 def _python(block: Block, code: str, work: Path) -> None:

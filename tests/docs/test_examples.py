@@ -9,21 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.mdscan import REPO, Block, DocError, documents, runnable_blocks
+from tests.docs.mdscan import DOCS, REPO, Block, DocError, documents, runnable_blocks
 from tests.docs.runner import BlockFailed, instance, run_block, run_blocks, shell_commands
 
 
 def _cases() -> list:
-    """Per document: its blocks before the first slow one, and (slow) all of them."""
+    """README.md's blocks before its first slow one run with the fast tests; the rest, and every
+    page under docs/ (tutorials that start many processes), run with the slow tests (CI)."""
     cases = []
     for doc in documents():
         blocks = runnable_blocks(doc)
         name = str(doc.relative_to(REPO))
-        fast = []
-        for b in blocks:
-            if "slow" in b.flags:
-                break
-            fast.append(b)
+        fast = [] if doc.is_relative_to(DOCS) else blocks
+        fast = fast[: next((i for i, b in enumerate(fast) if "slow" in b.flags), len(fast))]
         if fast:
             cases.append(pytest.param(fast, id=name))
         if len(fast) < len(blocks):
@@ -87,8 +85,13 @@ def test_shell_commands_run_one_by_one_and_the_failing_one_is_named(doc) -> None
     )
     (block,) = runnable_blocks(path)
     assert shell_commands(block.code, block.line) == [
-        (4, "prepflow ops show Head --json"),
+        (4, "prepflow ops show Head \\\n  --json"),
         (7, "prepflow ops show NoSuchOp"),
+    ]
+    quoted = "python -c 'print(1)\n# not a comment\nprint(2)'\necho done  # a comment\n"
+    assert shell_commands(quoted, 1) == [
+        (1, "python -c 'print(1)\n# not a comment\nprint(2)'"),
+        (4, "echo done  # a comment"),
     ]
     with pytest.raises(BlockFailed, match=r":7: \$ prepflow ops show NoSuchOp: exit status 2"):
         run_blocks([block])
@@ -109,7 +112,7 @@ def test_llm_blocks_reach_the_scripted_server(doc) -> None:
     [
         ("<!-- runnable -->\n\nplain text\n", 3, "must stand right before a fenced block"),
         ("<!-- runnable: fast -->\n```bash\ntrue\n```\n", 3, "unknown runnable option 'fast'"),
-        ("<!-- runnable -->\n```yaml\na: 1\n```\n", 3, "use file=NAME for 'yaml'"),
+        ("<!-- runnable -->\n```yaml\na: 1\n```\n", 3, "or excerpt=PATH for 'yaml'"),
         ("<!-- runnable: file=a.yaml -->\n```yaml\na: 1\n```\n", 5, "no later runnable block"),
     ],
 )
@@ -151,3 +154,18 @@ def test_run_block_writes_file_blocks(tmp_path: Path, doc) -> None:
     )
     run_block(runnable_blocks(path)[0], tmp_path)
     assert (tmp_path / "a.yaml").read_text() == "a: 1\n"
+
+
+def test_excerpts_must_match_the_quoted_file_in_order(doc) -> None:
+    quote = "<!-- runnable: excerpt=examples/quickstart.yaml -->\n```yaml\n{}\n```\n"
+    ok = doc(
+        quote.format(
+            "name: quickstart\nsteps:\n  - op: ExpressionFilter       # rule step: drop empty or overlong instructions (with a reason)"
+        )
+    )
+    run_blocks(runnable_blocks(ok))
+    reordered = doc(quote.format("steps:\nname: quickstart"))
+    with pytest.raises(
+        BlockFailed, match=r":4: not in examples/quickstart.yaml .*: name: quickstart"
+    ):
+        run_blocks(runnable_blocks(reordered))
