@@ -7,7 +7,8 @@ A block is *runnable* when an HTML comment ``<!-- runnable -->`` stands right be
 (invisible on GitHub and on the site; the fence keeps its plain language, so every renderer
 highlights it). Options follow a colon, comma-separated::
 
-    <!-- runnable: file=my_ops.py -->     write the block to this file (later blocks use it)
+    <!-- runnable: file=my_ops.py -->     write the block to this file (a relative path; later
+                                          blocks use it)
     <!-- runnable: llm -->                start the scripted OpenAI-compatible server first; the
                                           address http://127.0.0.1:8000/v1 in the block is it
     <!-- runnable: excerpt=PATH -->       the block's lines appear, in this order, in PATH (a
@@ -57,6 +58,10 @@ class Block:
     flags: frozenset[str] = field(default_factory=frozenset)
 
     @property
+    def executes(self) -> bool:
+        return not (self.file or self.excerpt)
+
+    @property
     def where(self) -> str:
         return f"{shown(self.path)}:{self.line}"
 
@@ -102,10 +107,14 @@ def runnable_blocks(path: Path) -> list[Block]:
             )
         blocks.append(Block(path, nxt.map[0] + 2, lang, nxt.content, file, excerpt, flags))
     for k, b in enumerate(blocks):
-        names = (b.file, b.file.removesuffix(".py")) if b.file else ()
-        if b.file and not any(n in later.code for later in blocks[k + 1 :] for n in names):
-            raise DocError(f"{b.where}: no later runnable block uses {b.file!r}")
+        if b.file and not any(later.executes for later in blocks[k + 1 :]):
+            raise DocError(f"{b.where}: no python or shell block after it uses {b.file!r}")
     return blocks
+
+
+def _relative(path: str) -> bool:
+    """A path inside the work directory: relative, without '..'."""
+    return not Path(path).is_absolute() and ".." not in Path(path).parts
 
 
 def _options(text: str, where: str) -> tuple[str | None, str | None, frozenset[str]]:
@@ -113,7 +122,7 @@ def _options(text: str, where: str) -> tuple[str | None, str | None, frozenset[s
     flags = set()
     for opt in filter(None, (o.strip() for o in text.split(","))):
         key, sep, value = opt.partition("=")
-        if key == "file" and sep and value and "/" not in value:
+        if key == "file" and sep and value and _relative(value):
             file = value
         elif key == "excerpt" and sep and value:
             excerpt = value

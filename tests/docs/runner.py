@@ -53,6 +53,7 @@ def run_block(block: Block, work: Path) -> None:
     with _serving(block) as base_url:
         code = block.code.replace(EXAMPLE_BASE_URL, base_url) if base_url else block.code
         if block.file:
+            (work / block.file).parent.mkdir(parents=True, exist_ok=True)
             (work / block.file).write_text(code, encoding="utf-8")
         elif block.excerpt:
             _check_excerpt(block, work)

@@ -113,7 +113,11 @@ def test_llm_blocks_reach_the_scripted_server(doc) -> None:
         ("<!-- runnable -->\n\nplain text\n", 3, "must stand right before a fenced block"),
         ("<!-- runnable: fast -->\n```bash\ntrue\n```\n", 3, "unknown runnable option 'fast'"),
         ("<!-- runnable -->\n```yaml\na: 1\n```\n", 3, "or excerpt=PATH for 'yaml'"),
-        ("<!-- runnable: file=a.yaml -->\n```yaml\na: 1\n```\n", 5, "no later runnable block"),
+        (
+            "<!-- runnable: file=a.yaml -->\n```yaml\na: 1\n```\n",
+            5,
+            "no python or shell block after it",
+        ),
     ],
 )
 def test_malformed_markers_are_reported_with_their_line(
