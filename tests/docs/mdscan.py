@@ -72,8 +72,8 @@ def shown(path: Path) -> str:
 
 
 def documents() -> list[Path]:
-    """README.md and every Markdown file under docs/."""
-    return [REPO / "README.md", *sorted(DOCS.rglob("*.md"))]
+    """README.md, CHANGELOG.md and every Markdown file under docs/."""
+    return [REPO / "README.md", REPO / "CHANGELOG.md", *sorted(DOCS.rglob("*.md"))]
 
 
 @cache
