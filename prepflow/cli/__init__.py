@@ -347,6 +347,32 @@ def ops_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False
     typer.echo("\n".join(out))
 
 
+@ops_app.command("reference")
+def ops_reference(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory of the generated Markdown pages.")
+    ] = Path("docs/reference/operators"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a page is out of date.")
+    ] = False,
+) -> None:
+    """Write the operator reference (one Markdown page per domain) from the registry."""
+    from prepflow.core.reference import REGENERATE, render_pages, sync_pages
+    from prepflow.core.registry import builtin_index, registry
+
+    names = builtin_index()
+    broken = {m: e for m, e in registry.load_errors.items() if m.startswith("prepflow.")}
+    if broken:  # a missing extra would silently drop its operators from the reference
+        lines = "\n".join(f"  {m}: {e}" for m, e in broken.items())
+        _fail(f"error: operator modules failed to import (pip install -e '.[all]'):\n{lines}")
+    problems = sync_pages(render_pages(registry.info(n) for n in names), output, check=check)
+    for p in problems:
+        typer.echo(p)
+    if check and problems:
+        _fail(f"the operator reference is out of date; regenerate it: {REGENERATE}", code=1)
+    typer.echo(f"{output}: {'up to date' if not problems else f'{len(problems)} change(s)'}")
+
+
 def _print_summary(report: Any) -> None:
     typer.echo(
         f"{report.pipeline}: {report.input_rows:,} rows in -> {report.output_rows:,} rows out "

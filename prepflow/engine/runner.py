@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import signal
@@ -285,16 +286,17 @@ async def _execute(
 
 
 def _record_pipeline(store: RunStore, plan: Plan) -> None:
-    """pipeline.yaml: the resolved pipeline with its step fingerprints, credentials redacted."""
+    """pipeline.yaml: the resolved pipeline with its step fingerprints, credentials redacted,
+    and ``.py`` imports made absolute (``retry`` loads this copy, which must find the same files
+    as the YAML they were relative to)."""
     spec = plan.spec
-    shown = PipelineSpec(
-        name=spec.name,
-        steps=spec.steps,
-        description=spec.description,
+    base = spec.source.resolve().parent if spec.source is not None else None
+    shown = dataclasses.replace(
+        spec,
         serving=redacted_serving(spec.serving),
-        imports=spec.imports,
-        settings=spec.settings,
-        source=spec.source,
+        imports=[
+            str(base / i) if base is not None and i.endswith(".py") else i for i in spec.imports
+        ],
     )
     store.write_text(
         "pipeline.yaml",

@@ -357,3 +357,23 @@ def test_global_step_summarizes_shards_at_once_and_merges_them_all(
     assert trace["merged"] == [0, 10, 20, 30]  # every shard, though shard 0 finished last
     assert trace["most"] == 2  # two summaries at a time with two workers, never more
     assert rep.output_rows == 40
+
+
+def test_retry_finds_imports_relative_to_the_pipeline_file(tmp_path: Path) -> None:
+    """The run directory's pipeline.yaml, which retry loads, names the same operator files."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "ops.py").write_text(
+        "from prepflow.core import RefineOperator\n\n"
+        "class TRelativeImport(RefineOperator):\n"
+        "    def process(self, batch):\n        return batch\n"
+    )
+    (project / "p.yaml").write_text(
+        "name: rel\nimports: [ops.py]\nsteps: [{op: TRelativeImport}]\n"
+    )
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "abc"}])
+    run = tmp_path / "run"
+    kw = dict(input=src, output=tmp_path / "out.jsonl", run_dir=run, progress=False)
+    run_pipeline(load_yaml(project / "p.yaml"), **kw)
+    assert load_yaml(run / "pipeline.yaml").imports == [str((project / "ops.py").resolve())]
+    assert retry_run(run).ok
