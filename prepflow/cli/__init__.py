@@ -358,9 +358,14 @@ def ops_reference(
 ) -> None:
     """Write the operator reference (one Markdown page per domain) from the registry."""
     from prepflow.core.reference import REGENERATE, render_pages, sync_pages
-    from prepflow.core.registry import builtin_index, registry
+    from prepflow.core.registry import registry
 
-    names = builtin_index()
+    registry.load()
+    names = sorted(
+        name
+        for name, cls in registry.registered().items()
+        if cls.__module__.startswith("prepflow.operators.")
+    )
     broken = {m: e for m, e in registry.load_errors.items() if m.startswith("prepflow.")}
     if broken:  # a missing extra would silently drop its operators from the reference
         lines = "\n".join(f"  {m}: {e}" for m, e in broken.items())

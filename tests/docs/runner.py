@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prepflow.serving.testing import ChatRequest, ScriptedServer  # the test server: one import
+from prepflow.testing import ChatRequest, ScriptedServer  # the test server: one import
 from tests.docs.mdscan import EXAMPLE_BASE_URL, PYTHON, REPO, Block, shown
 
 #: What an ``llm`` block's model says when no schema is asked for: short, with a final answer.
