@@ -135,7 +135,11 @@ def load_yaml(source: str | Path) -> PipelineSpec:
         if isinstance(source, Path) or "\n" not in str(source)
         else None
     )
-    text = path.read_text(encoding="utf-8") if path else str(source)
+    try:
+        text = path.read_text(encoding="utf-8") if path else str(source)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else f"not UTF-8 ({e.reason})"
+        raise ConfigError(f"{path}: cannot read the pipeline ({reason})") from None
     where = str(path) if path else "<yaml>"
     try:
         root = yaml.compose(text)
@@ -222,8 +226,11 @@ def shipped_pipelines() -> list[str]:
 
 def resolve_pipeline_path(source: str | Path) -> Path:
     p = Path(source)
-    if p.is_file():
-        return p
+    try:
+        if p.is_file():
+            return p
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read the pipeline ({e.strerror})") from None
     shipped = SHIPPED_DIR / f"{source}.yaml"
     if shipped.is_file():
         return shipped

@@ -131,6 +131,8 @@ class Received:
     headers: Mapping[str, str]
     #: The fault injected into this request's reply, if any.
     fault: str | None = None
+    #: The request's query string (what follows ``?``), e.g. credentials sent as parameters.
+    query: str = ""
 
 
 class ScriptedServer:
@@ -171,8 +173,9 @@ class ScriptedServer:
         self.counts: Counter[str] = Counter()
         self._attempts: Counter[bytes] = Counter()
         self.injected: Counter[str] = Counter()
-        #: Requests being answered now, the most at once, and TCP connections accepted so far.
-        self.active = self.peak_active = self.connections = 0
+        #: Requests being answered now, the most at once, TCP connections accepted so far, and
+        #: HTTP requests read (``received`` has one entry per chat request or embedded text).
+        self.active = self.peak_active = self.connections = self.requests = 0
         self.responder_errors: list[Exception] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -264,6 +267,7 @@ class ScriptedServer:
         try:
             while (request := await _read_request(reader)) is not None:
                 self.active += 1
+                self.requests += 1
                 self.peak_active = max(self.peak_active, self.active)
                 try:
                     reply = await self._answer(*request)
@@ -287,7 +291,9 @@ class ScriptedServer:
             self._tasks.discard(task)
             writer.close()
 
-    async def _answer(self, path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
+    async def _answer(
+        self, path: str, query: str, headers: dict[str, str], raw_body: bytes
+    ) -> Reply:
         try:
             body = orjson.loads(raw_body) if raw_body else {}
         except orjson.JSONDecodeError:
@@ -304,7 +310,7 @@ class ScriptedServer:
                 )
             )
         if path.endswith("/embeddings"):
-            return self._embeddings(path, body, headers)
+            return self._embeddings(path, query, body, headers)
         if not path.endswith("/chat/completions"):
             return _error(404, f"no route {path}")
         prompt = _last_user_text(body.get("messages", []))
@@ -321,7 +327,7 @@ class ScriptedServer:
             if kind is not None:
                 self.injected[kind] += 1
             self.received.append(
-                Received(path, prompt, attempt, time.monotonic(), body, headers, kind)
+                Received(path, prompt, attempt, time.monotonic(), body, headers, kind, query)
             )
         if not authorized:  # after recording: a rejected request was still received
             return _error(401, "invalid api key")
@@ -386,14 +392,16 @@ class ScriptedServer:
             }
         )
 
-    def _embeddings(self, path: str, body: dict[str, Any], headers: Mapping[str, str]) -> Reply:
+    def _embeddings(
+        self, path: str, query: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> Reply:
         texts = body.get("input", [])
         texts = [texts] if isinstance(texts, str) else texts
         with self._lock:
             for t in texts:
                 self.counts[t] += 1
                 self.received.append(
-                    Received(path, t, self.counts[t], time.monotonic(), body, headers)
+                    Received(path, t, self.counts[t], time.monotonic(), body, headers, None, query)
                 )
         data = [
             {"object": "embedding", "index": i, "embedding": embed_text(t, self.embed_dim)}
@@ -418,8 +426,11 @@ def embed_text(text: str, dim: int = 8) -> list[float]:
     return [digest[i % len(digest)] / 256 for i in range(dim)]
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes] | None:
-    """(path, lower-cased headers, body) of the next request; ``None`` at a clean end of stream.
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str], bytes] | None:
+    """(path, query, lower-cased headers, body) of the next request; ``None`` at a clean end of
+    stream.
 
     Only what OpenAI clients send is understood: HTTP/1.1 with a Content-Length body (a test
     server; h11 cost more per request than the client it is meant to measure).
@@ -441,7 +452,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, st
         raise ValueError("chunked request bodies are not supported by the scripted server")
     length = int(headers.get("content-length", 0))
     body = await reader.readexactly(length) if length else b""
-    return target.split("?", 1)[0], headers, body
+    path, _, query = target.partition("?")
+    return path, query, headers, body
 
 
 def _encode(reply: Reply) -> bytes:
