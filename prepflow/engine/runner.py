@@ -83,6 +83,22 @@ def default_shard_rows(estimated_rows: int, needs_llm: bool) -> int:
     return min(DEFAULT_SHARD_ROWS, max(MIN_AUTO_SHARD_ROWS, spread))
 
 
+@dataclasses.dataclass
+class _Run:
+    """Everything decided before the run directory is touched."""
+
+    spec: PipelineSpec
+    plan: Plan
+    source: Any
+    input: str
+    output: str
+    run_dir: Path
+    shard_rows: int
+    ingest_fp: str
+    executor: str
+    serving: ServingConfig | None
+
+
 def run_pipeline(
     spec: PipelineSpec,
     *,
@@ -108,9 +124,59 @@ def run_pipeline(
     check_quarantine_policy(on_bad_input)
     if overrides:
         spec.apply_overrides(overrides)
+    run = _prepare(spec, input, output, run_dir, shard_rows, executor)
+    command = "retry" if retry_failed else "run"
+    with RunStore(run.run_dir, command=command, fresh=fresh) as store:
+        invocation = _begin(store, run, command, workers, on_bad_input, max_failure_rate)
+        if retry_failed:
+            for (step, shard), rec in store.records().items():
+                if rec.stats.failed:
+                    store.invalidate(step, shard)
+        execution, usage = _execute_session(
+            store, run, ExecOptions(run.shard_rows, workers, on_bad_input), progress, t0
+        )
+        store.remove_stale_shards(
+            execution.n_shards, [INPUT_STEP, *(s.dirname for s in run.plan.steps)]
+        )
+        computed = any(
+            isinstance(e, journal.ShardCommitted) and e.session == store.session and e.step > 0
+            for e in store.events()
+        )
+        with _disk_full_explained():
+            out_rows = _write_output(store, execution, run, invocation, computed)
+        report = build_report(
+            store,
+            run.plan,
+            execution,
+            input=run.input,
+            output=run.output,
+            output_rows=out_rows,
+            seconds=time.perf_counter() - t0,
+            llm=usage,
+            max_failure_rate=max_failure_rate,
+        )
+        store.write_json("report.json", report.to_dict())
+        store.write_text("report.md", report.to_markdown())
+        store.write_json("manifest.json", manifest(store, run.plan, execution.n_shards))
+        store.append(
+            journal.RunFinished(store.session, status=report.status, seconds=report.seconds)
+        )
+    return report
+
+
+def _prepare(
+    spec: PipelineSpec,
+    input: str | Path,
+    output: str | Path,
+    run_dir: str | Path | None,
+    shard_rows: int | None,
+    executor: str,
+) -> _Run:
+    """Every check that can fail before anything is written: output and input paths, the
+    executor, the input's schema against the pipeline (compile), the serving section."""
     input_url, output_url = os.fspath(input), os.fspath(output)  # a trailing / is meaningful
     check_output(output_url)
-    executor_cls = executors.get(executor)
+    executors.get(executor)
     source = open_input(input_url)
     run_path = Path(run_dir) if run_dir else Path("runs") / spec.name
     check_outputs_spare_input(source, input_url, output_url, run_path)
@@ -126,129 +192,101 @@ def run_pipeline(
     plan = compile_pipeline(
         spec, input_schema=schema_of(source.schema()), base_fingerprint=ingest_fp
     )
-    serving_config = ServingConfig.model_validate(spec.serving or {}) if plan.needs_llm else None
+    serving = ServingConfig.model_validate(spec.serving or {}) if plan.needs_llm else None
+    return _Run(
+        spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, serving
+    )
 
-    with RunStore(run_path, command="retry" if retry_failed else "run", fresh=fresh) as store:
-        _record_pipeline(store, plan)
-        previous = store.read_json("run.json") or {}
-        invocation = {
-            "input": input_url,
-            "output": output_url,
-            "shard_rows": rows,
-            "workers": workers,
-            "on_bad_input": on_bad_input,
-            "max_failure_rate": max_failure_rate,
-            "executor": executor,
-            "prepflow": __version__,
-            "output_written": previous.get("output_written"),
-        }
-        store.write_json("run.json", invocation)
-        if retry_failed:
-            for (step, shard), rec in store.records().items():
-                if rec.stats.failed:
-                    store.invalidate(step, shard)
-        remove_stale_temps(output_url)
-        bar = RunProgress(
-            ["input", *(f"{s.index}. {s.name}" for s in plan.steps)],
-            enabled=_tty() if progress is None else progress,
-        )
-        store.subscribe(bar.on_event)
-        store.append(
-            journal.RunStarted(
-                store.session,
-                pipeline=spec.name,
-                command="retry" if retry_failed else "run",
-                executor=executor,
-                input=input_url,
-                output=output_url,
-                pid=os.getpid(),
-                steps=[
-                    {
-                        "index": s.index,
-                        "name": s.name,
-                        "op": s.op.name,
-                        "fingerprint": s.fingerprint,
-                    }
-                    for s in plan.steps
-                ],
-            )
-        )
-        serving = (
-            LazyServing(
-                serving_config,
-                cache_path=store.cache_path,
-                log_dir=store.log_dir,
-                embeddings=any(s.op.requires.embedding for s in plan.steps),
-            )
-            if serving_config is not None
-            else None
-        )
-        seed = int(spec.settings.get("seed", 0))
 
-        def context(step: CompiledStep) -> EngineContext:
-            return EngineContext(
-                scratch=store.scratch_path(step.dirname), seed=seed, serving=serving
-            )
+def _begin(
+    store: RunStore,
+    run: _Run,
+    command: str,
+    workers: int,
+    on_bad_input: str,
+    max_failure_rate: float,
+) -> dict[str, Any]:
+    """Record what runs and how: pipeline.yaml, run.json (what ``retry`` repeats), and the
+    journal's start event. Returns the invocation."""
+    _record_pipeline(store, run.plan)
+    previous = store.read_json("run.json") or {}
+    invocation = {
+        "input": run.input,
+        "output": run.output,
+        "shard_rows": run.shard_rows,
+        "workers": workers,
+        "on_bad_input": on_bad_input,
+        "max_failure_rate": max_failure_rate,
+        "executor": run.executor,
+        "prepflow": __version__,
+        "output_written": previous.get("output_written"),
+    }
+    store.write_json("run.json", invocation)
+    remove_stale_temps(run.output)
+    store.append(
+        journal.RunStarted(
+            store.session,
+            pipeline=run.spec.name,
+            command=command,
+            executor=run.executor,
+            input=run.input,
+            output=run.output,
+            pid=os.getpid(),
+            steps=[
+                {"index": s.index, "name": s.name, "op": s.op.name, "fingerprint": s.fingerprint}
+                for s in run.plan.steps
+            ],
+        )
+    )
+    return invocation
 
-        ex = executor_cls(
-            plan,
-            source,
-            store,
-            ExecOptions(shard_rows=rows, workers=workers, on_bad_input=on_bad_input),
-            ingest_fp,
-            context,
+
+def _execute_session(
+    store: RunStore, run: _Run, options: ExecOptions, progress: bool | None, t0: float
+) -> tuple[Execution, dict[str, Any]]:
+    """Run the executor with live progress; journal the LLM usage and how the session ended
+    (an interruption raises :class:`RunInterrupted` after that)."""
+    bar = RunProgress(
+        ["input", *(f"{s.index}. {s.name}" for s in run.plan.steps)],
+        enabled=_tty() if progress is None else progress,
+    )
+    store.subscribe(bar.on_event)
+    serving = (
+        LazyServing(
+            run.serving,
+            cache_path=store.cache_path,
+            log_dir=store.log_dir,
+            embeddings=any(s.op.requires.embedding for s in run.plan.steps),
         )
-        usage: dict[str, Any] = {}
-        caught: list[int] = []
-        status = "error"
-        try:
-            with _disk_full_explained():
-                execution = asyncio.run(_execute(ex, serving, usage, caught))
-            status = "ok"
-        except asyncio.CancelledError:
-            if not caught:
-                raise
-            status = "interrupted"
-            raise RunInterrupted(caught[0], run_path) from None
-        finally:
-            bar.close()
-            if usage:
-                store.append(journal.LLMUsage(store.session, usage=usage))
-            if status != "ok":
-                store.append(
-                    journal.RunFinished(
-                        store.session, status=status, seconds=time.perf_counter() - t0
-                    )
-                )
-        store.remove_stale_shards(
-            execution.n_shards, [INPUT_STEP, *(s.dirname for s in plan.steps)]
-        )
-        computed = any(
-            isinstance(e, journal.ShardCommitted) and e.session == store.session and e.step > 0
-            for e in store.events()
-        )
+        if run.serving is not None
+        else None
+    )
+    seed = int(run.spec.settings.get("seed", 0))
+
+    def context(step: CompiledStep) -> EngineContext:
+        return EngineContext(scratch=store.scratch_path(step.dirname), seed=seed, serving=serving)
+
+    ex = executors.get(run.executor)(run.plan, run.source, store, options, run.ingest_fp, context)
+    usage: dict[str, Any] = {}
+    caught: list[int] = []
+    status = "error"
+    try:
         with _disk_full_explained():
-            out_rows = _write_output(
-                store, execution, output_url, plan.steps[-1].fingerprint, invocation, computed
-            )
-        report = build_report(
-            store,
-            plan,
-            execution,
-            input=input_url,
-            output=output_url,
-            output_rows=out_rows,
-            seconds=time.perf_counter() - t0,
-            llm=usage,
-            max_failure_rate=max_failure_rate,
-        )
-        store.write_json("report.json", report.to_dict())
-        store.write_text("report.md", report.to_markdown())
-        store.write_json("manifest.json", manifest(store, plan, execution.n_shards))
-        store.append(
-            journal.RunFinished(store.session, status=report.status, seconds=report.seconds)
-        )
-    return report
+            execution = asyncio.run(_execute(ex, serving, usage, caught))
+        status = "ok"
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+        status = "interrupted"
+        raise RunInterrupted(caught[0], run.run_dir) from None
+    finally:
+        bar.close()
+        if usage:
+            store.append(journal.LLMUsage(store.session, usage=usage))
+        if status != "ok":
+            seconds = time.perf_counter() - t0
+            store.append(journal.RunFinished(store.session, status=status, seconds=seconds))
+    return execution, usage
 
 
 async def _execute(
@@ -308,16 +346,12 @@ def _record_pipeline(store: RunStore, plan: Plan) -> None:
 
 
 def _write_output(
-    store: RunStore,
-    execution: Execution,
-    output: str,
-    final_fp: str,
-    invocation: dict[str, Any],
-    computed: bool,
+    store: RunStore, execution: Execution, run: _Run, invocation: dict[str, Any], computed: bool
 ) -> int:
     """Write the final dataset, unless nothing was computed this session and this exact result
     is already there (a re-run does no work; a retry changes rows but not fingerprints)."""
     prev = invocation.get("output_written") or {}
+    output, final_fp = run.output, run.plan.steps[-1].fingerprint
     out_path = Path(output) if "://" not in output else None
     if (
         not computed
