@@ -200,8 +200,18 @@ class RunStore:
             if int(f.stem.split("-")[1]) >= n_shards:
                 f.unlink()
 
-    def quarantine_files(self) -> list[Path]:
-        return sorted((self.dir / "quarantine").glob("shard-*.jsonl"))
+    def side_files(self, kind: str, step_dir: str) -> list[Path]:
+        """The ``dropped`` or ``failures`` shard files of a step, in shard order."""
+        return sorted((self.dir / kind / step_dir).glob("shard-*.parquet"))
+
+    def read_columns(
+        self, path: Path, columns: tuple[str, ...], *, missing_ok: bool = False
+    ) -> pa.Table:
+        """Some columns of a shard file (``missing_ok``: leave out those it lacks)."""
+        with pq.ParquetFile(path) as f:
+            names = f.schema_arrow.names
+            wanted = [c for c in columns if c in names] if missing_ok else list(columns)
+            return f.read(columns=wanted)
 
     # ---- journal -----------------------------------------------------------------------------
 

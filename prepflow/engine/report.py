@@ -12,6 +12,7 @@ from typing import Any
 from prepflow.core.operator import StepStats
 from prepflow.data.runstore import RunStore, ShardRecord
 from prepflow.engine.compiler import CompiledStep, Plan
+from prepflow.engine.drops import drop_groups, failure_groups
 from prepflow.engine.executors.base import Execution
 
 
@@ -32,6 +33,10 @@ class RunReport:
     resumed_shards: int
     llm: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: per step index (as a string): {"dropped": [groups], "failed": [groups]} (engine.drops)
+    details: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    #: the command that re-runs the failed rows, when some failed
+    retry_command: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,21 +68,68 @@ class RunReport:
                 f"{s['dropped']:,} | {s['failed']:,} | {s['rows_out']:,} | {s['seconds']:.2f} |"
             )
         for s in self.steps:
-            if s["drop_reasons"] or s["errors"]:
-                lines += ["", f"## {s['index']}. {s['name']}"]
-                lines += [
-                    f"- dropped ({n:,}): {r}"
-                    for r, n in sorted(s["drop_reasons"].items(), key=lambda kv: -kv[1])
-                ]
-                lines += [
-                    f"- failed ({n:,}): {e}"
-                    for e, n in sorted(s["errors"].items(), key=lambda kv: -kv[1])
-                ]
+            detail = self.details.get(str(s["index"]))
+            if detail:
+                lines += _step_details(s, detail)
+        if self.retry_command:
+            lines += ["", f"Re-run only the failed rows: `{self.retry_command}`"]
         if self.llm:
             lines += ["", "## LLM", *[f"- {k}: {v}" for k, v in self.llm.items()]]
         if self.problems:
             lines += ["", "## Problems", *[f"- {p}" for p in self.problems]]
         return "\n".join(lines) + "\n"
+
+
+def _step_details(step: dict[str, Any], detail: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = ["", f"## {step['index']}. {step['name']} ({step['op']})"]
+    for what, groups in (
+        ("dropped", detail.get("dropped", [])),
+        ("failed", detail.get("failed", [])),
+    ):
+        if not groups:
+            continue
+        total = step["dropped"] if what == "dropped" else step["failed"]
+        lines += ["", f"{total:,} of {step['rows_in']:,} rows {what}:", ""]
+        for g in groups:
+            values = g.get("values")
+            spread = (
+                f"; values {_num(values['min'])} to {_num(values['max'])}, "
+                f"median {_num(values['median'])}"
+                if values
+                else ""
+            )
+            lines.append(f"- **{_md(g['key'])}**: {g['count']:,} rows{spread}")
+            if values and len(values["histogram"]) > 1:
+                lines += _histogram(values["histogram"])
+            for ex in g["examples"]:
+                shown = [
+                    f"`{_md(str(v))}`" for k, v in ex.items() if k not in ("_id", "reason", "error")
+                ]
+                why = ex.get("reason") or ex.get("error") or ""
+                lines.append(
+                    f"  - _id {ex['_id']}: {' '.join(shown)}" + (f" ({_md(why)})" if why else "")
+                )
+    return lines
+
+
+def _histogram(bins: list[list[float]], width: int = 30) -> list[str]:
+    most = max(count for _, _, count in bins) or 1
+    rows = ["", "  ```text"]
+    for low, high, count in bins:
+        label = _num(low) if low == high else f"{_num(low)} to {_num(high)}"
+        rows.append(
+            f"  {label:>22}  {'#' * max(1 if count else 0, round(width * count / most)):<{width}} {count:,}"
+        )
+    return [*rows, "  ```"]
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _md(text: str) -> str:
+    """Text shown in Markdown as itself: table pipes and backticks escaped, one line."""
+    return " ".join(text.split()).replace("|", "\\|").replace("`", "'")
 
 
 def step_summaries(
@@ -129,6 +181,14 @@ def build_report(
         if s["rows_in"] and s["failed"] / s["rows_in"] > max_failure_rate
     ]
     computed = sum(1 for (step, _), r in records.items() if step > 0 and r.session == store.session)
+    details = {
+        str(step.index): {
+            "dropped": drop_groups(store, step) if summary["dropped"] else [],
+            "failed": failure_groups(store, step) if summary["failed"] else [],
+        }
+        for step, summary in zip(plan.steps, steps, strict=True)
+        if summary["dropped"] or summary["failed"]
+    }
     return RunReport(
         pipeline=plan.spec.name,
         run_dir=str(store.dir),
@@ -145,6 +205,8 @@ def build_report(
         resumed_shards=n * len(plan.steps) - computed,
         llm=llm,
         problems=problems,
+        details=details,
+        retry_command=f"prepflow retry {store.dir}" if any(s["failed"] for s in steps) else None,
     )
 
 

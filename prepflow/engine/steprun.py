@@ -7,7 +7,6 @@ Used both in worker processes and in the main process, so it holds no executor s
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -27,11 +26,10 @@ from prepflow.core.operator import (
     StepStats,
     failure_rows,
 )
+from prepflow.core.reasons import reason_key
 from prepflow.data.runstore import ShardWriter, read_shard
 
 MAX_REASON_KEYS = 50
-#: numbers masked when aggregating drop reasons; digits inside names ("c4", "top_2gram") are kept
-_NUMBER = re.compile(r"(?<![A-Za-z_\d])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![A-Za-z_\d])")
 
 
 #: A run of rows ``[start, start + table.num_rows)`` that failed or gave this result.
@@ -148,12 +146,13 @@ def stats_of(op: Operator, rows_in: int, result: Result, seconds: float) -> Step
 
 
 def _counts(column: pa.ChunkedArray, *, normalise: bool) -> dict[str, int]:
-    """Value counts of reasons; numbers are masked so "len=3 < 5" and "len=4 < 5" aggregate."""
+    """Value counts of reasons, grouped by rule and threshold (:mod:`prepflow.core.reasons`:
+    "min_words: word_count=3 < 5" and "...=4 < 5" count under "min_words: word_count < 5")."""
     counts: dict[str, int] = {}
     for item in pc.value_counts(column).to_pylist():
         key = str(item["values"])
         if normalise:
-            key = _NUMBER.sub("N", key)
+            key = reason_key(key)
         counts[key] = counts.get(key, 0) + item["counts"]
     if len(counts) > MAX_REASON_KEYS:
         top = sorted(counts.items(), key=lambda kv: -kv[1])

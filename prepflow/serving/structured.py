@@ -10,6 +10,7 @@ with the validation error so the model can correct itself.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,27 @@ class OutputSchema:
             raise InvalidJSON(_clip(_pydantic_errors(e))) from None
 
 
+#: A single backslash that starts a LaTeX command whose first letter is also a JSON escape
+#: (``\frac`` would read as form feed + "rac", ``\theta`` as tab + "heta"). Models write LaTeX
+#: into JSON strings without doubling the backslash; ``\f`` and ``\b`` before a letter are never
+#: meant as form feed or backspace, and the ``\n``/``\r``/``\t`` commands listed are not words
+#: that would follow a line break or tab.
+_LATEX_IN_JSON = re.compile(
+    r"(?<!\\)\\(?=[fb][A-Za-z]|(?:nabla|neq|ne|nu|newline|not|theta|times|textbf|text|tfrac"
+    r"|tau|triangle|rho|rightarrow|right|rangle)(?![A-Za-z]))"
+)
+
+
+def protect_latex(text: str) -> str:
+    """``text`` (JSON) with the backslash of each LaTeX command doubled, so that parsing keeps
+    ``\frac`` and ``\theta`` as written."""
+    return _LATEX_IN_JSON.sub(r"\\\\", text)
+
+
 def extract_json(text: str) -> Any:
-    """The JSON value in a model's reply, repairing fences, surrounding prose and minor damage."""
+    """The JSON value in a model's reply, repairing fences, surrounding prose and minor damage,
+    with LaTeX commands kept as written (:func:`protect_latex`)."""
+    text = protect_latex(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -125,7 +125,7 @@ def test_filter_keeps_scores_at_threshold_and_records_why_others_dropped(scripte
     assert result.dropped.to_pydict() == {
         "_id": [0],
         "text": ["ab"],
-        "_reason": ["score 2 < 3: 2 chars"],
+        "_reason": ["threshold: score=2 < 3; 2 chars"],
     }
     assert PromptedFilter(threshold=7).check() == [
         "PromptedFilter: threshold 7 is outside the scale [1, 5]"

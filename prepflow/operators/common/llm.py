@@ -93,7 +93,7 @@ class JudgeFilter(Judge):
 
     def parse(self, row: dict[str, Any], response: Any) -> tuple[bool, str]:
         score, threshold = response.parsed.score, self.params.threshold
-        reason = f"score {score:g} < {threshold:g}: {response.parsed.rationale}"
+        reason = f"threshold: score={score:g} < {threshold:g}; {response.parsed.rationale}"
         return score >= threshold, reason[:MAX_REASON_CHARS]
 
 

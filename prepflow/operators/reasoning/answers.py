@@ -168,7 +168,11 @@ class AnswerTokenLengthFilter(FilterOperator):
         for text in texts:
             n = count(text or "")
             reasons.append(
-                f"{n} tokens < {lo}" if n < lo else f"{n} tokens > {hi}" if n > hi else None
+                f"min_tokens: tokens={n} < {lo}"
+                if n < lo
+                else f"max_tokens: tokens={n} > {hi}"
+                if n > hi
+                else None
             )
         return pa.array([r is None for r in reasons]), pa.array(reasons, pa.string())
 

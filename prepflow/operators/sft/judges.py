@@ -132,10 +132,10 @@ class QualityScoreFilter(FilterOperator):
             if keep:
                 reasons.append(None)
             elif score is None:
-                reasons.append("no quality score")
+                reasons.append("min_score: no quality score")
             else:
-                text = f"quality score {score:g} < {self.params.min_score:g}"
-                reasons.append((f"{text}: {why}" if why else text)[:MAX_REASON_CHARS])
+                text = f"min_score: score={score:g} < {self.params.min_score:g}"
+                reasons.append((f"{text}; {why}" if why else text)[:MAX_REASON_CHARS])
         return pa.array(mask, pa.bool_()), pa.array(reasons, pa.string())
 
 

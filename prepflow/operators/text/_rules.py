@@ -2,15 +2,16 @@
 
 A rule compares one per-document measure with a bound; a rule whose threshold is ``None`` is
 disabled. :class:`RuleFilter` evaluates its rules in order over a whole batch and records, for
-each dropped document, the first rule it failed with the measured value, e.g.
-``"gopher_quality: mean_word_length=12.3 > 10"``.
+each dropped document, the first rule it failed: the parameter that sets the threshold, the
+measure and its value, e.g. ``"max_avg_word_length: mean_word_length=12.3 > 10"`` (the report
+groups the drops by rule and threshold, and histograms the values).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -24,8 +25,10 @@ Measure = Callable[[DocStats], np.ndarray]
 
 @dataclass(frozen=True)
 class Rule:
-    """Drop a document whose ``measure`` is below (``min``) or above (``max``) ``threshold``."""
+    """Drop a document whose ``measure`` is below (``min``) or above (``max``) ``threshold``,
+    the value of the parameter ``param``."""
 
+    param: str
     measure: str
     bound: Literal["min", "max"]
     threshold: float | None
@@ -36,17 +39,17 @@ class Rule:
         with np.errstate(invalid="ignore"):
             return values < self.threshold if self.bound == "min" else values > self.threshold
 
-    def reason(self, family: str, value: float) -> str:
+    def reason(self, value: float) -> str:
         op = "<" if self.bound == "min" else ">"
-        return f"{family}: {self.measure}={value:.4g} {op} {self.threshold:g}"
+        return f"{self.param}: {self.measure}={value:.4g} {op} {self.threshold:g}"
 
 
-def at_least(measure: str, threshold: float | None, compute: Measure) -> Rule:
-    return Rule(measure, "min", threshold, compute)
+def at_least(param: str, measure: str, threshold: float | None, compute: Measure) -> Rule:
+    return Rule(param, measure, "min", threshold, compute)
 
 
-def at_most(measure: str, threshold: float | None, compute: Measure) -> Rule:
-    return Rule(measure, "max", threshold, compute)
+def at_most(param: str, measure: str, threshold: float | None, compute: Measure) -> Rule:
+    return Rule(param, measure, "max", threshold, compute)
 
 
 def attr(name: str) -> Measure:
@@ -61,8 +64,6 @@ class RuleFilter(FilterOperator):
     domain = "text"
     cpu_heavy = True
     inputs = (Column("text", "string", "Document text to judge."),)
-    #: Prefix of every drop reason (the rule family, e.g. ``gopher_quality``).
-    family: ClassVar[str]
 
     def rules(self) -> list[Rule]:
         raise NotImplementedError
@@ -70,7 +71,7 @@ class RuleFilter(FilterOperator):
     def check(self) -> list[str]:
         lows = {r.measure: r.threshold for r in self.rules() if r.bound == "min"}
         return [
-            f"{self.name}: minimum {r.measure}={lows[r.measure]:g} exceeds the maximum {r.threshold:g}"
+            f"{self.name}: minimum {r.measure}={lows[r.measure]:g} exceeds {r.param}={r.threshold:g}"
             for r in self.rules()
             if r.bound == "max"
             and r.threshold is not None
@@ -92,7 +93,6 @@ class RuleFilter(FilterOperator):
             failed[new] = k
             values[new] = measured[new]
         reasons = [
-            None if f < 0 else active[f].reason(self.family, values[i])
-            for i, f in enumerate(failed.tolist())
+            None if f < 0 else active[f].reason(values[i]) for i, f in enumerate(failed.tolist())
         ]
         return pa.array(failed < 0), pa.array(reasons, pa.string())

@@ -25,8 +25,6 @@ GOPHER = "Gopher (Rae et al. 2021, appendix A)"
 class WordCountFilter(RuleFilter):
     """Keep documents whose word count (punctuation-only tokens excluded) is in range."""
 
-    family = "word_count"
-
     class Params(Params):
         min_words: int | None = Field(
             20, ge=0, description=f"Minimum words; {DF} (WordNumberFilter)."
@@ -37,15 +35,13 @@ class WordCountFilter(RuleFilter):
 
     def rules(self) -> list[Rule]:
         return [
-            at_least("word_count", self.params.min_words, attr("word_count")),
-            at_most("word_count", self.params.max_words, attr("word_count")),
+            at_least("min_words", "word_count", self.params.min_words, attr("word_count")),
+            at_most("max_words", "word_count", self.params.max_words, attr("word_count")),
         ]
 
 
 class CharCountFilter(RuleFilter):
     """Keep documents whose count of non-whitespace characters is in range."""
-
-    family = "char_count"
 
     class Params(Params):
         min_chars: int | None = Field(
@@ -57,15 +53,13 @@ class CharCountFilter(RuleFilter):
 
     def rules(self) -> list[Rule]:
         return [
-            at_least("chars", self.params.min_chars, attr("n_non_space_chars")),
-            at_most("chars", self.params.max_chars, attr("n_non_space_chars")),
+            at_least("min_chars", "chars", self.params.min_chars, attr("n_non_space_chars")),
+            at_most("max_chars", "chars", self.params.max_chars, attr("n_non_space_chars")),
         ]
 
 
 class MeanWordLengthFilter(RuleFilter):
     """Keep documents whose mean word length is in range; not applied to CJK documents."""
-
-    family = "mean_word_length"
 
     class Params(Params):
         min_length: float | None = Field(
@@ -77,15 +71,17 @@ class MeanWordLengthFilter(RuleFilter):
 
     def rules(self) -> list[Rule]:
         return [
-            at_least("mean_word_length", self.params.min_length, attr("mean_word_length")),
-            at_most("mean_word_length", self.params.max_length, attr("mean_word_length")),
+            at_least(
+                "min_length", "mean_word_length", self.params.min_length, attr("mean_word_length")
+            ),
+            at_most(
+                "max_length", "mean_word_length", self.params.max_length, attr("mean_word_length")
+            ),
         ]
 
 
 class SymbolWordRatioFilter(RuleFilter):
     """Drop documents with too many '#' and ellipses ('...', '…') per word."""
-
-    family = "symbol_word_ratio"
 
     class Params(Params):
         max_ratio: float | None = Field(
@@ -95,6 +91,7 @@ class SymbolWordRatioFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         return [
             at_most(
+                "max_ratio",
                 "symbol_word_ratio",
                 self.params.max_ratio,
                 lambda s: s.hash_word_ratio() + s.ellipsis_word_ratio(),
@@ -105,8 +102,6 @@ class SymbolWordRatioFilter(RuleFilter):
 class BulletLineFilter(RuleFilter):
     """Drop documents where most lines start with a bullet (lists, menus)."""
 
-    family = "bullet_lines"
-
     class Params(Params):
         max_ratio: float | None = Field(
             0.9,
@@ -116,13 +111,15 @@ class BulletLineFilter(RuleFilter):
         )
 
     def rules(self) -> list[Rule]:
-        return [at_most("bullet_line_ratio", self.params.max_ratio, attr("bullet_line_ratio"))]
+        return [
+            at_most(
+                "max_ratio", "bullet_line_ratio", self.params.max_ratio, attr("bullet_line_ratio")
+            )
+        ]
 
 
 class EllipsisLineFilter(RuleFilter):
     """Drop documents where many lines end with an ellipsis (truncated snippets)."""
-
-    family = "ellipsis_lines"
 
     class Params(Params):
         max_ratio: float | None = Field(
@@ -133,13 +130,18 @@ class EllipsisLineFilter(RuleFilter):
         )
 
     def rules(self) -> list[Rule]:
-        return [at_most("ellipsis_line_ratio", self.params.max_ratio, attr("ellipsis_line_ratio"))]
+        return [
+            at_most(
+                "max_ratio",
+                "ellipsis_line_ratio",
+                self.params.max_ratio,
+                attr("ellipsis_line_ratio"),
+            )
+        ]
 
 
 class LinePunctuationFilter(RuleFilter):
     """Drop documents where few lines end with terminal punctuation (navigation, tables)."""
-
-    family = "line_punctuation"
 
     class Params(Params):
         min_ratio: float | None = Field(
@@ -151,7 +153,12 @@ class LinePunctuationFilter(RuleFilter):
 
     def rules(self) -> list[Rule]:
         return [
-            at_least("line_punct_ratio", self.params.min_ratio, attr("terminal_punct_line_ratio"))
+            at_least(
+                "min_ratio",
+                "line_punct_ratio",
+                self.params.min_ratio,
+                attr("terminal_punct_line_ratio"),
+            )
         ]
 
 
@@ -161,8 +168,6 @@ class StopwordFilter(RuleFilter):
     The shipped lists are Gopher's eight English stop words, and common Chinese function
     characters for CJK documents.
     """
-
-    family = "stop_words"
 
     class Params(Params):
         min_stop_words: int | None = Field(
@@ -175,13 +180,18 @@ class StopwordFilter(RuleFilter):
 
     def rules(self) -> list[Rule]:
         p = self.params
-        return [at_least("stop_words", p.min_stop_words, lambda s: s.stopword_count(p.stop_words))]
+        return [
+            at_least(
+                "min_stop_words",
+                "stop_words",
+                p.min_stop_words,
+                lambda s: s.stopword_count(p.stop_words),
+            )
+        ]
 
 
 class SentenceCountFilter(RuleFilter):
     """Keep documents whose number of sentences is in range."""
-
-    family = "sentences"
 
     class Params(Params):
         min_sentences: int | None = Field(
@@ -193,15 +203,13 @@ class SentenceCountFilter(RuleFilter):
 
     def rules(self) -> list[Rule]:
         return [
-            at_least("sentences", self.params.min_sentences, attr("sentences")),
-            at_most("sentences", self.params.max_sentences, attr("sentences")),
+            at_least("min_sentences", "sentences", self.params.min_sentences, attr("sentences")),
+            at_most("max_sentences", "sentences", self.params.max_sentences, attr("sentences")),
         ]
 
 
 class LoremIpsumFilter(RuleFilter):
     """Drop placeholder pages: occurrences of "lorem ipsum" per character above a ratio."""
-
-    family = "lorem_ipsum"
 
     class Params(Params):
         max_ratio: float | None = Field(
@@ -213,6 +221,7 @@ class LoremIpsumFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         return [
             at_most(
+                "max_ratio",
                 "lorem_ipsum_ratio",
                 self.params.max_ratio,
                 lambda s: _per_char(s, s.count("lorem ipsum", regex=False, ignore_case=True)),
@@ -223,8 +232,6 @@ class LoremIpsumFilter(RuleFilter):
 class CurlyBracketFilter(RuleFilter):
     """Drop code-like documents: curly brackets per character above a ratio."""
 
-    family = "curly_brackets"
-
     class Params(Params):
         max_ratio: float | None = Field(
             0.025, ge=0, description=f"Maximum ('{{' + '}}') per character; {DF}."
@@ -233,6 +240,7 @@ class CurlyBracketFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         return [
             at_most(
+                "max_ratio",
                 "curly_bracket_ratio",
                 self.params.max_ratio,
                 lambda s: _per_char(s, s.count("{", regex=False) + s.count("}", regex=False)),
@@ -242,8 +250,6 @@ class CurlyBracketFilter(RuleFilter):
 
 class JavascriptLineFilter(RuleFilter):
     """Drop documents with several lines mentioning "javascript" (browser notices)."""
-
-    family = "javascript_lines"
 
     class Params(Params):
         max_lines: int | None = Field(
@@ -255,6 +261,7 @@ class JavascriptLineFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         return [
             at_most(
+                "max_lines",
                 "javascript_lines",
                 self.params.max_lines,
                 lambda s: s.line_count("javascript", ignore_case=True),
@@ -265,8 +272,6 @@ class JavascriptLineFilter(RuleFilter):
 class UppercaseRatioFilter(RuleFilter):
     """Drop shouting or boilerplate documents: too many all-capital words."""
 
-    family = "uppercase"
-
     class Params(Params):
         max_ratio: float | None = Field(
             0.2,
@@ -276,13 +281,18 @@ class UppercaseRatioFilter(RuleFilter):
         )
 
     def rules(self) -> list[Rule]:
-        return [at_most("all_caps_word_ratio", self.params.max_ratio, attr("all_caps_word_ratio"))]
+        return [
+            at_most(
+                "max_ratio",
+                "all_caps_word_ratio",
+                self.params.max_ratio,
+                attr("all_caps_word_ratio"),
+            )
+        ]
 
 
 class DigitRatioFilter(RuleFilter):
     """Drop number-heavy documents (tables, logs): too many digits per character."""
-
-    family = "digits"
 
     class Params(Params):
         max_ratio: float | None = Field(
@@ -293,13 +303,11 @@ class DigitRatioFilter(RuleFilter):
         )
 
     def rules(self) -> list[Rule]:
-        return [at_most("digit_ratio", self.params.max_ratio, attr("digit_ratio"))]
+        return [at_most("max_ratio", "digit_ratio", self.params.max_ratio, attr("digit_ratio"))]
 
 
 class UniqueWordRatioFilter(RuleFilter):
     """Drop repetitive documents: too few distinct words (case-insensitive)."""
-
-    family = "unique_words"
 
     class Params(Params):
         min_ratio: float | None = Field(
@@ -310,7 +318,11 @@ class UniqueWordRatioFilter(RuleFilter):
         )
 
     def rules(self) -> list[Rule]:
-        return [at_least("unique_word_ratio", self.params.min_ratio, attr("unique_word_ratio"))]
+        return [
+            at_least(
+                "min_ratio", "unique_word_ratio", self.params.min_ratio, attr("unique_word_ratio")
+            )
+        ]
 
 
 class BlocklistFilter(RuleFilter):
@@ -319,8 +331,6 @@ class BlocklistFilter(RuleFilter):
     Latin entries match whole words, CJK entries match anywhere, case-insensitively. No list
     is bundled (C4 used the LDNOOBW list): give ``words`` or a ``path`` with one entry a line.
     """
-
-    family = "blocklist"
 
     class Params(Params):
         words: list[str] | None = Field(None, description="Blocklisted words or phrases.")
@@ -355,7 +365,10 @@ class BlocklistFilter(RuleFilter):
         pattern = self._pattern
         return [
             at_most(
-                "blocklist_hits", self.params.max_hits, lambda s: s.count(pattern, ignore_case=True)
+                "max_hits",
+                "blocklist_hits",
+                self.params.max_hits,
+                lambda s: s.count(pattern, ignore_case=True),
             )
         ]
 

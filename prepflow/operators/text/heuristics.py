@@ -26,8 +26,6 @@ class GopherQualityFilter(RuleFilter):
     characters for CJK documents.
     """
 
-    family = "gopher_quality"
-
     class Params(Params):
         min_doc_words: int | None = Field(
             50, ge=0, description=f"Minimum non-symbol words; {GOPHER}."
@@ -70,16 +68,56 @@ class GopherQualityFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         p = self.params
         return [
-            at_least("word_count", p.min_doc_words, attr("word_count")),
-            at_most("word_count", p.max_doc_words, attr("word_count")),
-            at_least("mean_word_length", p.min_avg_word_length, attr("mean_word_length")),
-            at_most("mean_word_length", p.max_avg_word_length, attr("mean_word_length")),
-            at_most("hash_word_ratio", p.max_symbol_word_ratio, DocStats.hash_word_ratio),
-            at_most("ellipsis_word_ratio", p.max_symbol_word_ratio, DocStats.ellipsis_word_ratio),
-            at_most("bullet_line_ratio", p.max_bullet_lines_ratio, attr("bullet_line_ratio")),
-            at_most("ellipsis_line_ratio", p.max_ellipsis_lines_ratio, attr("ellipsis_line_ratio")),
-            at_least("alpha_word_ratio", p.min_alpha_words_ratio, attr("alpha_word_ratio")),
-            at_least("stop_words", p.min_stop_words, lambda s: s.stopword_count(p.stop_words)),
+            at_least("min_doc_words", "word_count", p.min_doc_words, attr("word_count")),
+            at_most("max_doc_words", "word_count", p.max_doc_words, attr("word_count")),
+            at_least(
+                "min_avg_word_length",
+                "mean_word_length",
+                p.min_avg_word_length,
+                attr("mean_word_length"),
+            ),
+            at_most(
+                "max_avg_word_length",
+                "mean_word_length",
+                p.max_avg_word_length,
+                attr("mean_word_length"),
+            ),
+            at_most(
+                "max_symbol_word_ratio",
+                "hash_word_ratio",
+                p.max_symbol_word_ratio,
+                DocStats.hash_word_ratio,
+            ),
+            at_most(
+                "max_symbol_word_ratio",
+                "ellipsis_word_ratio",
+                p.max_symbol_word_ratio,
+                DocStats.ellipsis_word_ratio,
+            ),
+            at_most(
+                "max_bullet_lines_ratio",
+                "bullet_line_ratio",
+                p.max_bullet_lines_ratio,
+                attr("bullet_line_ratio"),
+            ),
+            at_most(
+                "max_ellipsis_lines_ratio",
+                "ellipsis_line_ratio",
+                p.max_ellipsis_lines_ratio,
+                attr("ellipsis_line_ratio"),
+            ),
+            at_least(
+                "min_alpha_words_ratio",
+                "alpha_word_ratio",
+                p.min_alpha_words_ratio,
+                attr("alpha_word_ratio"),
+            ),
+            at_least(
+                "min_stop_words",
+                "stop_words",
+                p.min_stop_words,
+                lambda s: s.stopword_count(p.stop_words),
+            ),
         ]
 
 
@@ -91,8 +129,6 @@ class GopherRepetitionFilter(RuleFilter):
     characters of words covered by repeated occurrences of any n-gram. For CJK documents the
     n-grams are character n-grams.
     """
-
-    family = "gopher_repetition"
 
     class Params(Params):
         dup_line_frac: float | None = Field(
@@ -136,15 +172,25 @@ class GopherRepetitionFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         p = self.params
         rules = [
-            at_most(m, getattr(p, m), attr(m))
+            at_most(m, m, getattr(p, m), attr(m))
             for m in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
         ]
         rules += [
-            at_most(f"top_{n}gram_char_frac", t, lambda s, n=n: s.top_ngram_char_frac(n))
+            at_most(
+                f"top_ngram_char_frac[{n}]",
+                f"top_{n}gram_char_frac",
+                t,
+                lambda s, n=n: s.top_ngram_char_frac(n),
+            )
             for n, t in sorted(p.top_ngram_char_frac.items())
         ]
         rules += [
-            at_most(f"dup_{n}gram_char_frac", t, lambda s, n=n: s.dup_ngram_char_frac(n))
+            at_most(
+                f"dup_ngram_char_frac[{n}]",
+                f"dup_{n}gram_char_frac",
+                t,
+                lambda s, n=n: s.dup_ngram_char_frac(n),
+            )
             for n, t in sorted(p.dup_ngram_char_frac.items())
         ]
         return rules
@@ -161,8 +207,6 @@ class C4QualityFilter(RuleFilter):
     this filter, as C4 counts sentences after removing lines. Sentences end at ``.!?`` followed
     by a space or the end, or at a CJK full stop.
     """
-
-    family = "c4"
 
     class Params(Params):
         max_lorem_ipsum: int | None = Field(
@@ -181,12 +225,18 @@ class C4QualityFilter(RuleFilter):
         p = self.params
         return [
             at_most(
+                "max_lorem_ipsum",
                 "lorem_ipsum",
                 p.max_lorem_ipsum,
                 lambda s: s.count("lorem ipsum", regex=False, ignore_case=True),
             ),
-            at_most("curly_brackets", p.max_curly_brackets, lambda s: s.count("{", regex=False)),
-            at_least("sentences", p.min_sentences, attr("sentences")),
+            at_most(
+                "max_curly_brackets",
+                "curly_brackets",
+                p.max_curly_brackets,
+                lambda s: s.count("{", regex=False),
+            ),
+            at_least("min_sentences", "sentences", p.min_sentences, attr("sentences")),
         ]
 
 
@@ -200,8 +250,6 @@ class FineWebQualityFilter(RuleFilter):
     Duplicate-line characters are over all characters (datatrove divides by characters
     excluding newlines).
     """
-
-    family = "fineweb"
 
     class Params(Params):
         line_punct_thr: float | None = Field(
@@ -235,12 +283,25 @@ class FineWebQualityFilter(RuleFilter):
     def rules(self) -> list[Rule]:
         p = self.params
         return [
-            at_least("line_punct_ratio", p.line_punct_thr, attr("terminal_punct_line_ratio")),
+            at_least(
+                "line_punct_thr",
+                "line_punct_ratio",
+                p.line_punct_thr,
+                attr("terminal_punct_line_ratio"),
+            ),
             at_most(
+                "short_line_thr",
                 "short_line_ratio",
                 p.short_line_thr,
                 lambda s: s.short_line_ratio(p.short_line_length, p.short_line_length_cjk),
             ),
-            at_most("dup_line_char_frac", p.char_duplicates_ratio, attr("dup_line_char_frac")),
-            at_most("newline_word_ratio", p.new_line_ratio, attr("newline_word_ratio")),
+            at_most(
+                "char_duplicates_ratio",
+                "dup_line_char_frac",
+                p.char_duplicates_ratio,
+                attr("dup_line_char_frac"),
+            ),
+            at_most(
+                "new_line_ratio", "newline_word_ratio", p.new_line_ratio, attr("newline_word_ratio")
+            ),
         ]

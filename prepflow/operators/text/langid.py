@@ -136,12 +136,12 @@ class LanguageFilter(FilterOperator):
         reasons: list[str | None] = []
         for lang, score in zip(langs, scores, strict=True):
             if lang is None:
-                reasons.append("language: no language identified")
+                reasons.append("languages: no language identified")
             elif allowed is not None and lang not in allowed:
-                reasons.append(f"language: lang={lang} not in [{', '.join(p.languages)}]")
+                reasons.append(f"languages: lang={lang} not in [{', '.join(p.languages)}]")
             elif score is None or score < p.min_score:
                 reasons.append(
-                    f"language: lang_score={score or 0:.4g} < {p.min_score:g} (lang={lang})"
+                    f"min_score: lang_score={score or 0:.4g} < {p.min_score:g}; lang={lang}"
                 )
             else:
                 reasons.append(None)

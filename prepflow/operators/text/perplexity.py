@@ -79,9 +79,9 @@ class PerplexityFilter(FilterOperator):
         reasons = [
             None
             if k
-            else "perplexity: no words"
+            else "max_perplexity: no words"
             if math.isnan(s)
-            else f"perplexity: perplexity={s:.4g} > {limit:g}"
+            else f"max_perplexity: perplexity={s:.4g} > {limit:g}"
             for k, s in zip(keep.tolist(), scores.tolist(), strict=True)
         ]
         return pa.array(keep), pa.array(reasons, pa.string())

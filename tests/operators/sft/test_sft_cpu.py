@@ -23,8 +23,8 @@ def test_quality_score_filter_reason_names_score_and_rationale() -> None:
     r = QualityScoreFilter(min_score=4).run_batch(batch)
     assert r.kept.column("_id").to_pylist() == [0, 2]
     assert r.dropped.column("_reason").to_pylist() == [
-        "quality score 3 < 4: misses the second part",
-        "no quality score",
+        "min_score: score=3 < 4; misses the second part",
+        "min_score: no quality score",
     ]
 
 
@@ -32,7 +32,7 @@ def test_quality_score_filter_without_rationale_column() -> None:
     batch = pa.table({"_id": pa.array([0, 1], pa.int64()), "s": [2.5, 5.0]})
     r = QualityScoreFilter(min_score=3).bind({"score": "s"}).run_batch(batch)
     assert r.kept.column("_id").to_pylist() == [1]
-    assert r.dropped.column("_reason").to_pylist() == ["quality score 2.5 < 3"]
+    assert r.dropped.column("_reason").to_pylist() == ["min_score: score=2.5 < 3"]
 
 
 def test_k_center_greedy_picks_farthest_points() -> None:

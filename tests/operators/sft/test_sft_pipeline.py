@@ -55,8 +55,8 @@ def test_text_sft_synth_runs_end_to_end(tmp_path: Path) -> None:
     assert steps["dedup"]["dropped"] == n_seeds - 1  # COMMON is kept once
     assert steps["rewrite"]["rows_in"] == 2 * n_seeds + 1
     # the weak 'Variant B' answers were rewritten; only the haiku rewrite is still weak
-    assert steps["quality"]["drop_reasons"] == {"quality score N < N: no answer": 1}  # grouped
-    assert dropped_reasons(tmp_path / "run", "quality") == ["quality score 2 < 4: no answer"]
+    assert steps["quality"]["drop_reasons"] == {"min_score: score < 4": 1}  # grouped
+    assert dropped_reasons(tmp_path / "run", "quality") == ["min_score: score=2 < 4; no answer"]
     survivors = 2 * n_seeds
     assert steps["select"]["rows_in"] == survivors
     assert steps["select"]["kept"] == math.ceil(survivors / 2)

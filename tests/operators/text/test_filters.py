@@ -10,100 +10,100 @@ CASES = [
         F.WordCountFilter(),
         ["one two three", " ".join(["word"] * 25), "中文" * 10],
         [1, 2],
-        ["word_count: word_count=3 < 20"],
+        ["min_words: word_count=3 < 20"],
     ),
     (
         F.CharCountFilter(),
         ["short text", "x" * 100, "中" * 99],
         [1],
-        ["char_count: chars=9 < 100", "char_count: chars=99 < 100"],
+        ["min_chars: chars=9 < 100", "min_chars: chars=99 < 100"],
     ),
     (
         F.MeanWordLengthFilter(),
         ["a b c d", "normal words here", "supercalifragilistic words", "一二"],
         [1, 3],
         [
-            "mean_word_length: mean_word_length=1 < 3",
-            "mean_word_length: mean_word_length=12.5 > 10",
+            "min_length: mean_word_length=1 < 3",
+            "max_length: mean_word_length=12.5 > 10",
         ],
     ),
     (
         F.SymbolWordRatioFilter(),
         ["# # # a b", "wait... what... a b c d e"],
         [1],
-        ["symbol_word_ratio: symbol_word_ratio=0.6 > 0.4"],
+        ["max_ratio: symbol_word_ratio=0.6 > 0.4"],
     ),
     (
         F.BulletLineFilter(),
         ["- a\n- b", "• a\nb"],
         [1],
-        ["bullet_lines: bullet_line_ratio=1 > 0.9"],
+        ["max_ratio: bullet_line_ratio=1 > 0.9"],
     ),
     (
         F.EllipsisLineFilter(),
         ["a...\nb\nc", "a\nb\nc\nd…"],
         [1],
-        ["ellipsis_lines: ellipsis_line_ratio=0.3333 > 0.3"],
+        ["max_ratio: ellipsis_line_ratio=0.3333 > 0.3"],
     ),
     (
         F.LinePunctuationFilter(),
         ["a\nb\nc\nd\ne\nf\ng\nh\ni.", "a\nb\nc\nd\ne\nf\ng\ni。"],
         [1],
-        ["line_punctuation: line_punct_ratio=0.1111 < 0.12"],
+        ["min_ratio: line_punct_ratio=0.1111 < 0.12"],
     ),
     (
         F.StopwordFilter(),
         ["the cat and the dog", "cat dog", "我的书", "书本"],
         [0, 2],
-        ["stop_words: stop_words=0 < 2", "stop_words: stop_words=0 < 2"],
+        ["min_stop_words: stop_words=0 < 2", "min_stop_words: stop_words=0 < 2"],
     ),
     (
         F.SentenceCountFilter(),
         ["One. Two. Three.", "One. Two.", "一。二。三。"],
         [0, 2],
-        ["sentences: sentences=2 < 3"],
+        ["min_sentences: sentences=2 < 3"],
     ),
     (
         F.LoremIpsumFilter(),
         ["LOREM IPSUM dolor", "lorem"],
         [1],
-        ["lorem_ipsum: lorem_ipsum_ratio=0.05882 > 3e-08"],
+        ["max_ratio: lorem_ipsum_ratio=0.05882 > 3e-08"],
     ),
     (
         F.CurlyBracketFilter(),
         ["f() { return; }", "a {b} " + "x" * 100],
         [1],
-        ["curly_brackets: curly_bracket_ratio=0.1333 > 0.025"],
+        ["max_ratio: curly_bracket_ratio=0.1333 > 0.025"],
     ),
     (
         F.JavascriptLineFilter(),
         ["JavaScript\njavascript\nJAVASCRIPT\njavascript", "javascript\n" * 3],
         [1],
-        ["javascript_lines: javascript_lines=4 > 3"],
+        ["max_lines: javascript_lines=4 > 3"],
     ),
     (
         F.UppercaseRatioFilter(),
         ["BUY NOW cheap pills", "This is a normal sentence with One capital"],
         [1],
-        ["uppercase: all_caps_word_ratio=0.5 > 0.2"],
+        ["max_ratio: all_caps_word_ratio=0.5 > 0.2"],
     ),
     (
         F.DigitRatioFilter(),
         ["1234 abc", "in 2024 it was a good and quiet year"],
         [1],
-        ["digits: digit_ratio=0.5 > 0.15"],
+        ["max_ratio: digit_ratio=0.5 > 0.15"],
     ),
     (
         F.UniqueWordRatioFilter(),
         [" ".join(["spam"] * 11), "a b c"],
         [1],
-        ["unique_words: unique_word_ratio=0.09091 < 0.1"],
+        ["min_ratio: unique_word_ratio=0.09091 < 0.1"],
     ),
     (
         F.BlocklistFilter(words=["darn", "坏蛋"]),
         ["Darn it", "darnation", "你这个坏蛋"],
         [1],
-        ["blocklist: blocklist_hits=1 > 0", "blocklist: blocklist_hits=1 > 0"],
+        ["max_hits: blocklist_hits=1 > 0", "max_hits: blocklist_hits=1 > 0"],
     ),
 ]
 
@@ -127,7 +127,7 @@ def test_blocklist_from_file(run, tmp_path):
     path = tmp_path / "block.txt"
     path.write_text("# comment\nfoo bar\n", encoding="utf-8")
     result = run(F.BlocklistFilter(path=str(path), max_hits=1), ["foo bar and FOO BAR", "foo bar"])
-    assert result.dropped.column("_reason").to_pylist() == ["blocklist: blocklist_hits=2 > 1"]
+    assert result.dropped.column("_reason").to_pylist() == ["max_hits: blocklist_hits=2 > 1"]
 
 
 def test_blocklist_without_a_list_is_a_config_error(run):

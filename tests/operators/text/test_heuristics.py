@@ -50,12 +50,12 @@ def test_gopher_quality_reasons_name_rule_and_value():
     r = run(GopherQualityFilter(), texts)
     assert r.kept.num_rows == 0
     assert reasons(r) == [
-        "gopher_quality: word_count=4 < 50",
-        "gopher_quality: mean_word_length=21.85 > 10",  # (45 * 30 + 5) / 62
-        "gopher_quality: hash_word_ratio=0.122 > 0.1",  # 10 '#' in 82 tokens
-        "gopher_quality: bullet_line_ratio=1 > 0.9",
-        "gopher_quality: stop_words=0 < 2",
-        "gopher_quality: word_count=5 < 50",  # 我 们 的 城 市
+        "min_doc_words: word_count=4 < 50",
+        "max_avg_word_length: mean_word_length=21.85 > 10",  # (45 * 30 + 5) / 62
+        "max_symbol_word_ratio: hash_word_ratio=0.122 > 0.1",  # 10 '#' in 82 tokens
+        "max_bullet_lines_ratio: bullet_line_ratio=1 > 0.9",
+        "min_stop_words: stop_words=0 < 2",
+        "min_doc_words: word_count=5 < 50",  # 我 们 的 城 市
     ]
 
 
@@ -70,10 +70,10 @@ def test_gopher_repetition_flags_repeated_lines_and_ngrams():
     zh_loop = "买便宜的药" * 20
     r = run(GopherRepetitionFilter(), [EN_GOOD, repeated_lines, loop, zh_loop, ZH_GOOD])
     assert reasons(r) == [
-        "gopher_repetition: dup_line_frac=0.5 > 0.3",  # 2 of 4 lines repeat
+        "dup_line_frac: dup_line_frac=0.5 > 0.3",  # 2 of 4 lines repeat
         # "cheap pills" x10 (10 chars) of 160 word characters, longest of the most frequent
-        "gopher_repetition: top_2gram_char_frac=0.625 > 0.2",
-        "gopher_repetition: top_2gram_char_frac=0.4 > 0.2",  # 20 x 2 of 100 characters
+        "top_ngram_char_frac[2]: top_2gram_char_frac=0.625 > 0.2",
+        "top_ngram_char_frac[2]: top_2gram_char_frac=0.4 > 0.2",  # 20 x 2 of 100 characters
     ]
     assert r.kept.column("_id").to_pylist() == [0, 4]
 
@@ -89,9 +89,9 @@ def test_c4_page_rules():
     r = run(C4QualityFilter(), texts)
     assert r.kept.column("_id").to_pylist() == [0, 4]
     assert reasons(r) == [
-        "c4: sentences=4 < 5",
-        "c4: lorem_ipsum=1 > 0",
-        "c4: curly_brackets=1 > 0",
+        "min_sentences: sentences=4 < 5",
+        "max_lorem_ipsum: lorem_ipsum=1 > 0",
+        "max_curly_brackets: curly_brackets=1 > 0",
     ]
 
 
@@ -103,14 +103,14 @@ def test_fineweb_rules():
     r = run(FineWebQualityFilter(), [SENTENCE, menu, short, dup, ZH_GOOD, zh_short])
     assert r.kept.column("_id").to_pylist() == [0, 4]
     assert reasons(r) == [
-        "fineweb: line_punct_ratio=0 < 0.12",
-        "fineweb: short_line_ratio=0.75 > 0.67",
-        "fineweb: dup_line_char_frac=0.3941 > 0.01",  # 80 of 203 characters
-        "fineweb: short_line_ratio=0.75 > 0.67",  # CJK lines of <= 10 characters are short
+        "line_punct_thr: line_punct_ratio=0 < 0.12",
+        "short_line_thr: short_line_ratio=0.75 > 0.67",
+        "char_duplicates_ratio: dup_line_char_frac=0.3941 > 0.01",  # 80 of 203 characters
+        "short_line_thr: short_line_ratio=0.75 > 0.67",  # CJK lines of <= 10 characters are short
     ]
 
 
 def test_check_reports_inverted_bounds():
     assert GopherQualityFilter(min_doc_words=10, max_doc_words=5).check() == [
-        "GopherQualityFilter: minimum word_count=10 exceeds the maximum 5"
+        "GopherQualityFilter: minimum word_count=10 exceeds max_doc_words=5"
     ]

@@ -30,7 +30,7 @@ def test_language_filter_reasons(run):
     result = run(LanguageFilter(languages=["en", "zh"], min_score=0.65), ["a"] * 5, **table)
     assert result.kept.column("_id").to_pylist() == [0, 1]
     assert result.dropped.column("_reason").to_pylist() == [
-        "language: lang=fr not in [en, zh]",
-        "language: lang_score=0.4 < 0.65 (lang=en)",
-        "language: no language identified",
+        "languages: lang=fr not in [en, zh]",
+        "min_score: lang_score=0.4 < 0.65; lang=en",
+        "languages: no language identified",
     ]

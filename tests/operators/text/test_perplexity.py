@@ -99,8 +99,8 @@ def test_perplexity_filter(run, bible_model):
     )
     assert result.kept.column("_id").to_pylist() == [0]
     reasons = result.dropped.column("_reason").to_pylist()
-    assert reasons[0].startswith("perplexity: perplexity=") and reasons[0].endswith(" > 10000")
-    assert reasons[1] == "perplexity: no words"
+    assert reasons[0].startswith("max_perplexity: perplexity=") and reasons[0].endswith(" > 10000")
+    assert reasons[1] == "max_perplexity: no words"
 
 
 def test_missing_model_is_reported():
