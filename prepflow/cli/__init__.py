@@ -201,7 +201,9 @@ def compile_(
     try:
         spec = _load(pipeline)
         spec.apply_overrides(set_ or [])
-        plan = compile_pipeline(spec, input=input, estimated_rows=_estimate_rows(input))
+        plan = compile_pipeline(
+            spec, input=input, estimated_rows=_estimate_rows(input), reach_serving=True
+        )
     except PrepflowError as e:
         _fail(f"error: {e}")
     typer.echo(plan.render())
@@ -280,10 +282,18 @@ def init(
     from prepflow.templates import scaffold
 
     try:
-        for p in scaffold(directory, name):
-            typer.echo(f"created {p}")
+        written = scaffold(directory, name)
     except PrepflowError as e:
         _fail(f"error: {e}")
+    for p in written:
+        typer.echo(f"created {p}")
+    where = "" if Path(directory) == Path(".") else f"cd {directory}\n  "
+    typer.echo(
+        "\nnext:\n"
+        f"  {where}python -m pytest -q                     # the operator's test passes\n"
+        "  prepflow compile pipeline.yaml --input sample.jsonl   # check it, see the plan\n"
+        "  prepflow run pipeline.yaml --input sample.jsonl --output out.jsonl   # run it; see runs/"
+    )
 
 
 @ops_app.command("list")
@@ -291,19 +301,30 @@ def ops_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
 ) -> None:
-    """List registered operators."""
+    """List registered operators: name, domain, kind, columns read and written, summary."""
     from prepflow.core.registry import registry
 
-    infos = [i for i in registry.all_info() if domain is None or i["domain"] == domain]
+    infos = registry.all_info()
+    domains = sorted({i["domain"] for i in infos})
+    if domain is not None and domain not in domains:
+        _fail(f"error: no domain {domain!r}; domains: {', '.join(domains)}")
+    infos = [i for i in infos if domain is None or i["domain"] == domain]
     if as_json:
         typer.echo(json.dumps(infos, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "domain", "kind", "summary", box=None)
+    table = Table("name", "domain", "kind", "reads", "writes", "summary", box=None)
     for i in infos:
-        table.add_row(i["name"], i["domain"], i["kind"], i["summary"])
+        table.add_row(
+            i["name"],
+            i["domain"],
+            i["kind"],
+            ", ".join(c["name"] for c in i["inputs"]) or "-",
+            ", ".join(c["name"] for c in i["outputs"]) or "-",
+            i["summary"],
+        )
     Console().print(table)
     for name, err in registry.load_errors.items():
         typer.secho(f"plugin {name} failed to load: {err}", fg=typer.colors.YELLOW, err=True)
@@ -311,8 +332,9 @@ def ops_list(
 
 @ops_app.command("show")
 def ops_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show one operator: description, columns, parameters, requirements."""
+    """Show one operator: description, columns, parameters (a table), requirements."""
     from prepflow.core.errors import PrepflowError
+    from prepflow.core.reference import plain_text
     from prepflow.core.registry import registry
 
     try:
@@ -322,29 +344,29 @@ def ops_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
-    out = [
-        f"{info['name']}  ({info['domain']} / {info['kind']}{', global' if info['global'] else ''})",
-        "",
-        info["description"],
-        "",
-        "inputs:",
-    ]
-    out += [f"  {c['name']}: {c['type']}  {c['description']}" for c in info["inputs"]] or [
-        "  (none)"
-    ]
-    out += ["outputs:"] + (
-        [f"  {c['name']}: {c['type']}  {c['description']}" for c in info["outputs"]] or ["  (none)"]
-    )
-    out += ["params:"] + (
-        [
-            f"  {p['name']}: {p['type']} = {p['default']!r}  {p['description']}"
-            for p in info["params"]
-        ]
-        or ["  (none)"]
-    )
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    flags = f"{info['domain']} / {info['kind']}{', global' if info['global'] else ''}"
+    console.print(f"[bold]{info['name']}[/bold]  ({flags})\n", highlight=False)
+    console.print(plain_text(info["description"]), highlight=False, markup=False)
+    for title, columns in (("reads", info["inputs"]), ("writes", info["outputs"])):
+        table = Table("column", "type", "description", title=title, title_justify="left", box=None)
+        for c in columns:
+            optional = " (optional)" if c.get("optional") else ""
+            table.add_row(c["name"], c["type"], plain_text(c["description"]) + optional)
+        console.print()
+        console.print(table if columns else f"{title}: nothing", highlight=False)
+    params = Table("parameter", "type", "default", "description", title="parameters",
+                   title_justify="left", box=None)  # fmt: skip
+    for p in info["params"]:
+        default = "required" if p["required"] else json.dumps(p["default"], default=str)
+        params.add_row(p["name"], p["type"], default, plain_text(p["description"]))
+    console.print()
+    console.print(params if info["params"] else "parameters: none", highlight=False)
     req = {k: v for k, v in info["requires"].items() if v}
-    out += [f"requires: {req or 'nothing beyond the core install'}"]
-    typer.echo("\n".join(out))
+    console.print(f"requires: {req or 'nothing beyond the core install'}", highlight=False)
 
 
 @ops_app.command("reference")

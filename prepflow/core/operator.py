@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import difflib
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ class Operator:
         try:
             self.params = self.Params(**params)
         except ValidationError as e:
-            raise ConfigError(_param_errors(self.name, e)) from None
+            raise ConfigError(_param_errors(self.name, self.Params, e)) from None
         self._bindings: dict[str, str] = {}
 
     # ---- column binding --------------------------------------------------------------------
@@ -442,16 +443,32 @@ class StepStats:
         )
 
 
-def _param_errors(op: str, e: Any) -> str:
+def _param_errors(op: str, params: type[Params], e: ValidationError) -> str:
+    """One line per problem: the parameter, what is wrong, what was expected, close names."""
     parts = []
+    fields = params.model_fields
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(params)"
-        parts.append(
-            f"{op}: parameter {loc!r}: {err['msg']}"
-            + (
-                f" (got {err['input']!r})"
-                if err.get("type") != "missing" and "input" in err
-                else ""
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(name, list(fields), n=2)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            parts.append(
+                f"{op}: unknown parameter {name!r}{hint} "
+                f"(parameters: {', '.join(fields) or 'none'})"
             )
+            continue
+        expected = (
+            f", expected {_type_name(fields[name].annotation)}"
+            if name in fields and err["type"] != "missing"
+            else ""
         )
+        got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+        parts.append(f"{op}: parameter {loc!r}: {err['msg']}{expected}{got}")
     return "; ".join(parts)
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

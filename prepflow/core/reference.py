@@ -223,6 +223,23 @@ def _text(s: str, where: Mapping[str, str] | None, domain: str) -> str:
     return "".join(out)
 
 
+def plain_text(s: str) -> str:
+    """Docstring text for a terminal: Sphinx roles and RST double backticks become plain
+    names (``:class:`~a.B``` -> ``B``, ````x```` -> ```x```), and each paragraph is one line
+    (the terminal wraps it); list items and indented lines keep their own lines."""
+    s = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], s).replace("``", "`")
+    paragraphs = []
+    for block in s.split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not line.startswith((" ", "*", "-")) and not lines[-1].endswith("::"):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def _cell(s: str) -> str:
     """Text inside a table cell: one line, pipes escaped."""
     return " ".join(s.split()).replace("|", "\\|")

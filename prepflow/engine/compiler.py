@@ -22,6 +22,7 @@ from prepflow.core.errors import CompileError, PrepflowError
 from prepflow.core.operator import ID, Kind, Operator
 from prepflow.core.registry import registry
 from prepflow.engine.spec import PipelineSpec, StepSpec
+from prepflow.serving.check import serving_problems
 
 
 @dataclass
@@ -128,8 +129,13 @@ def compile_pipeline(
     input_schema: Schema | None = None,
     base_fingerprint: str = "",
     estimated_rows: int | None = None,
+    reach_serving: bool = False,
 ) -> Plan:
-    """Check ``spec`` against the input and return the plan; raise CompileError with every problem."""
+    """Check ``spec`` against the input and return the plan; raise CompileError with every
+    problem found in one pass. A step that cannot be built (unknown operator, bad parameters)
+    does not stop the checks: later steps are checked against the best guess of the schema
+    (the step's declared outputs), and a column that guess lacks is reported as possibly coming
+    from that step. ``reach_serving``: also ask an OpenAI-compatible server whether it answers."""
     problems: list[str] = []
     if input_schema is None and input is not None:
         from prepflow.data.readers import open_input
@@ -145,34 +151,25 @@ def compile_pipeline(
 
     schema: Schema = {ID: "int", **(input_schema or {})}
     known_schema = input_schema is not None
+    unsure: list[str] = []  # labels of earlier steps whose outputs are a guess
     steps: list[CompiledStep] = []
     upstream = base_fingerprint
+    needs_llm = False
     for i, s in enumerate(spec.steps, 1):
         label = s.label(i)
-        try:
-            cls = registry.get(s.op)
-            op = cls(**s.params).bind(s.bindings)
-        except PrepflowError as e:
-            problems.append(f"{label}: {e}")
+        op, guessed = _build_step(s, label, problems)
+        if op is None:
             upstream = fingerprint(upstream, s.op, s.params, s.bindings)
-            known_schema = False  # later column checks would only repeat this problem
+            schema = {**schema, **dict.fromkeys(s.outputs.values(), "any")}
+            unsure.append(f"step {i} '{s.name}'")
             continue
-        problems += [f"{label}: {p}" for p in op.check()]
-        problems += _requirement_problems(label, op, spec)
+        if guessed:
+            unsure.append(f"step {i} '{s.name}'")
+        needs_llm |= op.requires.llm
+        problems += [f"{label}: {p}" for p in op.check()] if not guessed else []
+        problems += _requirement_problems(label, op)
         if known_schema:
-            for col in op.required_inputs():
-                actual = op.col(col.name)
-                if actual not in schema:
-                    avail = ", ".join(c for c in schema if c != ID)
-                    problems.append(
-                        f"{label}: input column {actual!r} not found "
-                        f"(declared as {col.name!r}); available: {avail}"
-                    )
-                elif not compatible(col.type, schema[actual]):
-                    problems.append(
-                        f"{label}: input column {actual!r} is {schema[actual]}, "
-                        f"{op.name} expects {col.type}"
-                    )
+            problems += _column_problems(label, op, schema, unsure)
         try:
             out = op.output_schema(schema)
         except PrepflowError as e:
@@ -186,8 +183,11 @@ def compile_pipeline(
             s.bindings,
             op.fingerprint_extra(),
         )
-        steps.append(CompiledStep(i, s, op, upstream, schema, out))
+        if not guessed:
+            steps.append(CompiledStep(i, s, op, upstream, schema, out))
         schema = out
+    if needs_llm:
+        problems += serving_problems(spec.serving, reach=reach_serving)
     if problems:
         raise CompileError(problems)
     plan = Plan(spec, steps, input_schema or {}, estimated_rows=estimated_rows)
@@ -198,7 +198,44 @@ def compile_pipeline(
     return plan
 
 
-def _requirement_problems(label: str, op: Operator, spec: PipelineSpec) -> list[str]:
+def _build_step(s: StepSpec, label: str, problems: list[str]) -> tuple[Operator | None, bool]:
+    """The step's bound operator, and whether it is only a guess: with bad parameters, the
+    operator built from its defaults (so later steps can still be checked); None when the
+    operator is unknown or cannot be built at all."""
+    try:
+        cls = registry.get(s.op)
+    except PrepflowError as e:
+        problems.append(f"{label}: {e}")
+        return None, False
+    try:
+        return cls(**s.params).bind(s.bindings), False
+    except PrepflowError as e:
+        problems.append(f"{label}: {e}")
+    try:
+        return cls().bind(s.bindings), True
+    except PrepflowError:
+        return None, False
+
+
+def _column_problems(label: str, op: Operator, schema: Schema, unsure: list[str]) -> list[str]:
+    problems = []
+    for col in op.required_inputs():
+        actual = op.col(col.name)
+        if actual not in schema:
+            avail = ", ".join(c for c in schema if c != ID)
+            maybe = f" (unless {' or '.join(unsure)} makes it)" if unsure else ""
+            problems.append(
+                f"{label}: input column {actual!r} not found (declared as {col.name!r}); "
+                f"available: {avail}{maybe}"
+            )
+        elif not compatible(col.type, schema[actual]):
+            problems.append(
+                f"{label}: input column {actual!r} is {schema[actual]}, {op.name} expects {col.type}"
+            )
+    return problems
+
+
+def _requirement_problems(label: str, op: Operator) -> list[str]:
     req = op.requires
     out = []
     missing = [p for p in req.packages if importlib.util.find_spec(p) is None]
@@ -211,21 +248,4 @@ def _requirement_problems(label: str, op: Operator, spec: PipelineSpec) -> list[
         out.append(f"{label}: needs package(s) {', '.join(missing)}: {extra}")
     if req.llm and op.kind is not Kind.FILTER and not op.outputs:
         out.append(f"{label}: an LLM operator must declare output columns")
-    if req.llm:
-        out += [f"{label}: {p}" for p in serving_problems(spec.serving)]
     return out
-
-
-def serving_problems(serving: dict[str, Any] | None) -> list[str]:
-    """Problems with the pipeline's serving section (validated by the serving layer's own model)."""
-    try:
-        from prepflow.serving.config import ServingConfig
-    except ImportError:
-        return ["this pipeline needs an LLM but the serving layer is not installed"]
-    from pydantic import ValidationError
-
-    try:
-        ServingConfig.model_validate(serving or {})
-    except ValidationError as e:
-        return [f"serving.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-    return []

@@ -190,7 +190,10 @@ def _prepare(
         raise ConfigError(f"shard_rows must be >= 1, not {rows}")
     ingest_fp = fingerprint("ingest", rows)  # each shard adds its content (see Executor.ingest)
     plan = compile_pipeline(
-        spec, input_schema=schema_of(source.schema()), base_fingerprint=ingest_fp
+        spec,
+        input_schema=schema_of(source.schema()),
+        base_fingerprint=ingest_fp,
+        reach_serving=True,
     )
     serving = ServingConfig.model_validate(spec.serving or {}) if plan.needs_llm else None
     return _Run(

@@ -176,6 +176,7 @@ class ScriptedServer:
         #: Requests being answered now, the most at once, TCP connections accepted so far, and
         #: HTTP requests read (``received`` has one entry per chat request or embedded text).
         self.active = self.peak_active = self.connections = self.requests = 0
+        self.paths: Counter[str] = Counter()  # HTTP requests by path
         self.responder_errors: list[Exception] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -268,6 +269,7 @@ class ScriptedServer:
             while (request := await _read_request(reader)) is not None:
                 self.active += 1
                 self.requests += 1
+                self.paths[request[0]] += 1
                 self.peak_active = max(self.peak_active, self.active)
                 try:
                     reply = await self._answer(*request)

@@ -31,7 +31,7 @@ def test_credentials_in_the_base_url_are_sent_and_never_stored(work: Path):
         url = server.url.replace("://", f"://alice:{PASSWORD}@") + f"?api-key={QUERY_KEY}"
         done = cli(
             "run", "p.yaml", "--input", "in.jsonl", "--output", "o.jsonl", "--base-url", url,
-            "--model", "m", cwd=work, env={"PREPFLOW_API_KEY": ENV_KEY},
+            "--model", "test-model", cwd=work, env={"PREPFLOW_API_KEY": ENV_KEY},
         )  # fmt: skip
         received = list(server.received)
     assert done.returncode == 0, done.stderr

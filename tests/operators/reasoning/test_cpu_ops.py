@@ -49,7 +49,10 @@ def test_token_length_filter_counts_bpe_tokens_offline() -> None:
     # cl100k_base: "hello world" is 2 tokens, "hello world hello" 3, six words 6
     r = op.run_batch(rows(answer=["hello world", "hello world hello", "a b c d e f"]))
     assert r.kept["answer"].to_pylist() == ["hello world hello"]
-    assert r.dropped["_reason"].to_pylist() == ["min_tokens: tokens=2 < 3", "max_tokens: tokens=6 > 5"]
+    assert r.dropped["_reason"].to_pylist() == [
+        "min_tokens: tokens=2 < 3",
+        "max_tokens: tokens=6 > 5",
+    ]
 
 
 def test_token_counts_match_the_tiktoken_compatible_wrapper() -> None:

@@ -73,4 +73,6 @@ def test_faithfulness_filter_drops_unsupported_rewrites() -> None:
         r = run_operator(op, batch, server)
         assert f"Source document:\n{DOC}\n" in server.received[0].prompt
     assert r.kept.column("_id").to_pylist() == [0]
-    assert r.dropped.column("_reason").to_pylist() == ["threshold: score=1 < 4; the source says north"]
+    assert r.dropped.column("_reason").to_pylist() == [
+        "threshold: score=1 < 4; the source says north"
+    ]

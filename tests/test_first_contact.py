@@ -1,0 +1,119 @@
+"""What a newcomer meets first, through the real entry point: compile finds every problem at once,
+the registry browses clearly, init says what to do next."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prepflow.testing import ScriptedServer
+
+PLANTED = """\
+name: planted
+imports: ["needs_pkg.py"]
+serving: {{backend: openai, base_url: "{url}", model: absent-model}}
+steps:
+  - {{op: WordCountFiltr}}                                 # 1: unknown operator (typo)
+  - {{op: WordCountFilter, params: {{min_word: 3}}}}       # 2: unknown parameter (typo)
+  - {{op: CharCountFilter, params: {{min_chars: ten}}}}    # 3: wrong type
+  - {{op: LanguageFilter}}                                 # 4: needs lang, lang_score: missing
+  - {{op: NeedsPackage}}                                   # 5: an optional package is missing
+  - {{op: PromptedEvaluator, inputs: {{text: body}}}}      # 6: column body is missing; LLM step
+"""
+NEEDS_PKG = '''
+from prepflow.core import Column, FilterOperator, Requirements
+
+
+class NeedsPackage(FilterOperator):
+    """Needs a package nobody has."""
+
+    inputs = (Column("text", "string"),)
+    requires = Requirements(packages=("no_such_package_xyz",), extra="nope")
+
+    def keep(self, batch):
+        raise NotImplementedError
+'''
+
+
+def prepflow(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prepflow.cli", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_compile_reports_every_planted_problem_at_once(tmp_path: Path):
+    (tmp_path / "in.jsonl").write_text('{"text": "hello there world"}\n')
+    (tmp_path / "needs_pkg.py").write_text(NEEDS_PKG)
+    with ScriptedServer() as server:
+        (tmp_path / "p.yaml").write_text(PLANTED.format(url=server.url))
+        done = prepflow("compile", "p.yaml", "--input", "in.jsonl", cwd=tmp_path)
+    assert done.returncode == 2
+    err = done.stderr
+    assert "pipeline has 8 problem(s)" in err, err
+    assert (
+        "p.yaml:5" in err
+        and "unknown operator 'WordCountFiltr'; did you mean WordCountFilter" in err
+    )
+    assert "unknown parameter 'min_word'; did you mean 'min_words'" in err
+    assert "parameter 'min_chars': Input should be a valid integer" in err and "expected int" in err
+    assert "input column 'lang' not found" in err and "input column 'lang_score' not found" in err
+    assert "(unless step 1 'wordcountfiltr' or " in err  # the steps whose outputs are a guess
+    assert "needs package(s) no_such_package_xyz: pip install 'prepflow[nope]'" in err
+    assert "input column 'body' not found" in err
+    assert "serving.model 'absent-model' is not served by" in err and "test-model" in err
+
+
+def test_compile_reports_an_unreachable_server_and_a_missing_backend_package(tmp_path: Path):
+    (tmp_path / "in.jsonl").write_text('{"text": "hello"}\n')
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    (tmp_path / "p.yaml").write_text(
+        f'serving: {{backend: openai, base_url: "{url}", model: m}}\n'
+        "steps:\n  - {op: PromptedEvaluator}\n"
+    )
+    done = prepflow("compile", "p.yaml", "--input", "in.jsonl", cwd=tmp_path)
+    assert (
+        done.returncode == 2 and f"serving.base_url {url}: cannot reach the server" in done.stderr
+    )
+    (tmp_path / "q.yaml").write_text(
+        "serving: {backend: vllm, model: m}\nsteps:\n  - {op: PromptedEvaluator}\n"
+    )
+    done = prepflow("compile", "q.yaml", "--input", "in.jsonl", cwd=tmp_path)
+    assert (
+        "serving.backend vllm: needs the vllm package: pip install 'prepflow[vllm]'" in done.stderr
+    )
+
+
+def test_ops_list_shows_columns_and_refuses_an_unknown_domain(tmp_path: Path):
+    done = prepflow("ops", "list", "--domain", "text", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "reads" in done.stdout and "writes" in done.stdout and "MinHashDedup" in done.stdout
+    bad = prepflow("ops", "list", "--domain", "txet", cwd=tmp_path)
+    assert (
+        bad.returncode == 2 and "no domain 'txet'; domains: " in bad.stderr and "text" in bad.stderr
+    )
+
+
+@pytest.mark.parametrize("name", ["MinHashDedup", "QualityJudge", "GopherQualityFilter"])
+def test_ops_show_renders_parameters_as_a_table_without_docstring_markup(tmp_path: Path, name):
+    done = prepflow("ops", "show", name, cwd=tmp_path)
+    assert done.returncode == 0
+    assert "parameter" in done.stdout and "default" in done.stdout and "description" in done.stdout
+    assert ":class:" not in done.stdout and "``" not in done.stdout
+
+
+def test_init_ends_with_the_next_commands_to_try(tmp_path: Path):
+    done = prepflow("init", "proj", cwd=tmp_path)
+    assert done.returncode == 0
+    tail = done.stdout.split("next:")[1]
+    assert "pytest" in tail and "prepflow compile pipeline.yaml" in tail and "prepflow run" in tail
