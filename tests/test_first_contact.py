@@ -117,3 +117,47 @@ def test_init_ends_with_the_next_commands_to_try(tmp_path: Path):
     assert done.returncode == 0
     tail = done.stdout.split("next:")[1]
     assert "pytest" in tail and "prepflow compile pipeline.yaml" in tail and "prepflow run" in tail
+
+
+def test_without_a_terminal_progress_is_plain_lines_naming_the_step(tmp_path: Path):
+    testops = Path(__file__).parent / "engine" / "testops.py"
+    (tmp_path / "p.yaml").write_text(
+        f'name: slow\nimports: ["{testops}"]\nsteps:\n'
+        "  - {op: TLength, params: {sleep_s: 0.1}}\n"
+    )
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"text": "row {i}"}}\n' for i in range(2000)))
+    done = subprocess.run(
+        [sys.executable, "-m", "prepflow.cli", "run", "p.yaml", "--input", "in.jsonl",
+         "--output", "o.jsonl", "--shard-rows", "100", "--workers", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "PREPFLOW_PROGRESS_INTERVAL": "0.5"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("prepflow [")]
+    assert len(lines) >= 2, done.stderr
+    assert all("1. tlength: " in line and "/2,000 rows" in line for line in lines)
+    assert any("rows/s" in line and "ETA" in line for line in lines)
+
+
+def test_llm_progress_counts_requests_in_flight_and_cache_hits(tmp_path: Path):
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"text": "row {i}"}}\n' for i in range(40)))
+    (tmp_path / "p.yaml").write_text(
+        "name: llm\nsteps:\n"
+        "  - {op: PromptedGenerator, params: {prompt: 'say {{ text }}'}, outputs: {generated: o}}\n"
+    )
+    with ScriptedServer(latency=0.15) as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "prepflow.cli", "run", "p.yaml", "--input", "in.jsonl",
+             "--output", "o.jsonl", "--base-url", server.url, "--model", "test-model",
+             "--set", "serving.concurrency=4"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**__import__("os").environ, "PREPFLOW_PROGRESS_INTERVAL": "0.2"},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    llm = [line for line in done.stderr.splitlines() if "LLM: " in line]
+    assert llm, done.stderr
+    assert "requests" in llm[-1] and "4 in flight" in "".join(llm) and "tokens/s" in llm[-1]
+    assert "cache hits" in llm[-1]
+    assert any(
+        "1. promptedgenerator: " in line and "/40 rows" in line for line in done.stderr.splitlines()
+    )

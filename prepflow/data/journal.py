@@ -68,6 +68,27 @@ class ShardResumed(ShardCommitted):
 
 
 @dataclass(frozen=True)
+class RowsDone(Event):
+    """Rows of a (step, shard) in progress that a step has finished (live progress of slow
+    steps). Told to in-process listeners, never written."""
+
+    type: ClassVar[str] = "rows"
+    step: int = 0
+    shard: int = 0
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class InputRead(Event):
+    """The whole input has been read into ``shards`` shards of ``rows`` rows in all. Told to
+    in-process listeners, never written (the commits of step 0 say the same)."""
+
+    type: ClassVar[str] = "input_read"
+    shards: int = 0
+    rows: int = 0
+
+
+@dataclass(frozen=True)
 class ShardInvalidated(Event):
     """A (step, shard) must be computed again (``retry`` of its failed rows)."""
 

@@ -238,7 +238,12 @@ class RunStore:
 
     def resumed(self, step: int, shard: int, stats: StepStats) -> None:
         """Tell listeners a (step, shard) was found done (not journaled: nothing changed)."""
-        event = journal.ShardResumed(self.session, step=step, shard=shard, stats=stats.to_dict())
+        self.notify(
+            journal.ShardResumed(self.session, step=step, shard=shard, stats=stats.to_dict())
+        )
+
+    def notify(self, event: journal.Event) -> None:
+        """Tell this session's listeners about ``event`` without journaling it (progress)."""
         for listener in self._listeners:
             listener(event)
 

@@ -249,11 +249,6 @@ def _execute_session(
 ) -> tuple[Execution, dict[str, Any]]:
     """Run the executor with live progress; journal the LLM usage and how the session ended
     (an interruption raises :class:`RunInterrupted` after that)."""
-    bar = RunProgress(
-        ["input", *(f"{s.index}. {s.name}" for s in run.plan.steps)],
-        enabled=_tty() if progress is None else progress,
-    )
-    store.subscribe(bar.on_event)
     serving = (
         LazyServing(
             run.serving,
@@ -264,6 +259,15 @@ def _execute_session(
         if run.serving is not None
         else None
     )
+    bar = RunProgress(
+        ["input", *(f"{s.index}. {s.name}" for s in run.plan.steps)],
+        mode=_progress_mode(progress),
+        estimated_rows=run.source.estimate_rows(),
+        serving=serving,
+    )
+    store.subscribe(bar.on_event)
+    if serving is not None:
+        serving.on_status = bar.message
     seed = int(run.spec.settings.get("seed", 0))
 
     def context(step: CompiledStep) -> EngineContext:
@@ -375,8 +379,11 @@ def _write_output(
     return rows
 
 
-def _tty() -> bool:
-    return sys.stderr.isatty()
+def _progress_mode(progress: bool | None) -> str:
+    """``tty`` (live) on a terminal, plain ``lines`` elsewhere; ``off`` when asked."""
+    if progress is None:
+        return "tty" if sys.stderr.isatty() else "lines"
+    return "tty" if progress else "off"
 
 
 def _main_thread() -> bool:

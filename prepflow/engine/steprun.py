@@ -199,6 +199,7 @@ async def run_async_chain(
     ops: list[Operator],
     read: Callable[[Path], Awaitable[pa.Table]],
     on_step: Callable[[int, StepStats], None],
+    on_rows: Callable[[int, int], None] = lambda position, rows: None,
 ) -> None:
     """Run a shard through consecutive async steps, streaming rows from one to the next.
 
@@ -206,7 +207,8 @@ async def run_async_chain(
     another step waits for all of its input, then runs it in such pieces when it has a
     :meth:`~Operator.slice_runner` (rows that took context from each other still move on one by
     one), else at once. A step's files are written, and
-    ``on_step(position in ops, stats)`` is called, when its last piece is done, in step order; its
+    ``on_rows(position in ops, rows)`` is called as each piece is done (live progress), and
+    ``on_step(position in ops, stats)`` when a step's last piece is done, in step order; its
     rows are in input order, as if the whole shard had gone through at once.
     """
     batch = await read(job.source)
@@ -251,6 +253,7 @@ async def run_async_chain(
         first_start[s] = min(first_start[s], time.perf_counter())
         result = await aapply(ops[s], table, run, at)
         last_end[s] = max(last_end[s], time.perf_counter())
+        on_rows(s, table.num_rows)
         results[s][key] = result
         if s + 1 < n and result.kept.num_rows:
             feed(s + 1, key, result.kept)

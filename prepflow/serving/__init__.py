@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,8 @@ class LazyServing:
         self.generation = dict(config.generation)
         self._args = {"cache_path": cache_path, "log_dir": log_dir, "embeddings": embeddings}
         self._on_open = on_open
+        #: told what is happening while a local server starts ("starting ...", "ready in 9 s")
+        self.on_status: Callable[[str], None] = lambda text: None
         self._stack = contextlib.AsyncExitStack()
         self._client: OpenAIServing | None = None
         self._opening: asyncio.Lock | None = None
@@ -144,9 +147,18 @@ class LazyServing:
             self._opening = self._opening or asyncio.Lock()
             async with self._opening:
                 if self._client is None:
+                    launched = self.config.backend in SERVER_SLOTS
+                    t0 = time.monotonic()
+                    if launched:
+                        name = self.config.model or "the default model"
+                        self.on_status(f"starting {self.config.backend} with {name} ...")
                     client = await self._stack.enter_async_context(
                         open_serving(self.config, **self._args)
                     )
+                    if launched:
+                        self.on_status(
+                            f"{self.config.backend} ready in {time.monotonic() - t0:.0f} s"
+                        )
                     if self._on_open is not None:
                         self._on_open(client)
                     self._client = client

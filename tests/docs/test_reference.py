@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from prepflow.cli import app
 from prepflow.core.reference import GENERATED, render_pages, sync_pages
 from prepflow.core.registry import registry
-from prepflow.operators import builtin_index
 from prepflow.engine.spec import load_yaml
+from prepflow.operators import builtin_index
 from tests.docs.mdscan import DOCS
 
 REFERENCE = DOCS / "reference" / "operators"

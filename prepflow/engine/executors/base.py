@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from prepflow.core.errors import InputError, PrepflowError
 from prepflow.core.operator import ID, Operator, StepStats
+from prepflow.data import journal
 from prepflow.data.digest import table_digest
 from prepflow.data.readers import BadRecord, Source
 from prepflow.data.runstore import INPUT_STEP, RunStore
@@ -166,6 +167,10 @@ class Executor(abc.ABC):
             if pending is None:  # nothing to run on: say so rather than write an empty output
                 raise InputError("input has no rows", path=", ".join(self.source.paths))
             yield self._ingest_shard(pending[0], pending[1], pending[2] + bad)
+            rows = sum(self.records[(0, k)].stats.rows_out for k in range(pending[0] + 1))
+            self.store.notify(
+                journal.InputRead(self.store.session, shards=pending[0] + 1, rows=rows)
+            )
         finally:
             self.n_shards = pending[0] + 1 if pending is not None else 0
 

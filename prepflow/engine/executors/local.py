@@ -31,6 +31,7 @@ from typing import Any
 from prepflow.core.operator import Operator, StepStats
 from prepflow.core.processes import die_with_parent
 from prepflow.core.registry import registry
+from prepflow.data import journal
 from prepflow.data.runstore import read_shard
 from prepflow.engine.compiler import CompiledStep, import_user_modules
 from prepflow.engine.context import WorkerContextSpec
@@ -177,11 +178,19 @@ class LocalExecutor(Executor):
                 s = todo[position]
                 self.commit(s.index, s.fingerprint, shard, stats)
 
+            def on_rows(position: int, rows: int) -> None:
+                self.store.notify(
+                    journal.RowsDone(
+                        self.store.session, step=todo[position].index, shard=shard, rows=rows
+                    )
+                )
+
             await run_async_chain(
                 job,
                 [self.op(s) for s in todo],
                 lambda p: loop.run_in_executor(self._threads, read_shard, p),
                 on_step,
+                on_rows,
             )
             return
         pool = self._pool_for(todo)

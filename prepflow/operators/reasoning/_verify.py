@@ -8,12 +8,16 @@ refused before sympy sees them; that bounds the work without a signal.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import lru_cache
 from typing import Any
 
 #: Longest answer handed to sympy; a final answer is a short expression, not a derivation.
 MAX_ANSWER_CHARS = 300
+# math-verify warns (once per process) that its time limit is off when it runs off the main
+# thread; that is by design here (see the module docstring), so the warning is only noise.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 class AnswerUnreadable(ValueError):
