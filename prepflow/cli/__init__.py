@@ -154,9 +154,25 @@ def run(
     executor: Annotated[
         str, typer.Option(help="Where the steps run: local (this machine, the default).")
     ] = "local",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            "--head",
+            help="Try the first N rows only, in RUN_DIR-limitN; the full run reuses its answers.",
+        ),
+    ] = None,
+    max_requests: Annotated[
+        int | None,
+        typer.Option(help="Stop (resumably) once this run has sent this many LLM requests."),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(help="Stop (resumably) once this run has spent this many USD (needs prices)."),
+    ] = None,
 ) -> None:
     """Run a pipeline; re-running the same command resumes where it stopped."""
-    from prepflow.core.errors import PrepflowError
+    from prepflow.core.errors import BudgetExceeded, PrepflowError
     from prepflow.engine.runner import RunInterrupted, run_pipeline
 
     try:
@@ -175,9 +191,14 @@ def run(
             max_failure_rate=max_failure_rate,
             progress=progress,
             executor=executor,
+            limit=limit,
+            max_requests=max_requests,
+            max_cost=max_cost,
         )
     except RunInterrupted as e:
         _fail(str(e), code=e.exit_code)
+    except BudgetExceeded as e:
+        _fail(f"stopped: {e}", code=3)
     except PrepflowError as e:
         _fail(f"error: {e}")
     _print_summary(report)
@@ -207,6 +228,59 @@ def compile_(
     except PrepflowError as e:
         _fail(f"error: {e}")
     typer.echo(plan.render())
+
+
+@app.command()
+def plan(
+    pipeline: PipelineArg,
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="The input the pipeline would run on.")
+    ],
+    set_: SetOpt = None,
+    measure: Annotated[
+        int,
+        typer.Option(
+            help="Send N real requests (the first LLM step's prompts) to time the model; "
+            "a local model is started for it."
+        ),
+    ] = 0,
+    backend: Annotated[str | None, typer.Option(help="Serving backend override.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or catalog short name.")] = None,
+) -> None:
+    """Estimate what a run would ask the model: requests, tokens, cost (priced) and time
+    (measured), before spending anything."""
+    from prepflow.core.errors import PrepflowError
+    from prepflow.data.readers import open_input
+    from prepflow.engine.compiler import compile_pipeline
+    from prepflow.engine.estimate import estimate
+    from prepflow.engine.estimate import measure as measure_serving
+    from prepflow.serving.config import ServingConfig
+
+    try:
+        spec = _load(pipeline)
+        spec.serving = _serving_overrides(spec.serving, backend, base_url, model)
+        spec.apply_overrides(set_ or [])
+        source = open_input(input)
+        compiled = compile_pipeline(spec, input=input, reach_serving=True)
+        rows = source.estimate_rows()
+        sample = next(source.iter_batches(20)).to_pylist()
+        serving = ServingConfig.model_validate(spec.serving or {}) if compiled.needs_llm else None
+        timed = (
+            measure_serving(compiled, sample, serving, measure)
+            if measure and serving is not None
+            else None
+        )
+        result = estimate(compiled, rows, sample, serving, timed)
+    except PrepflowError as e:
+        _fail(f"error: {e}")
+    typer.echo(compiled.render())
+    typer.echo(result.render())
+    if timed is not None:
+        typer.echo(
+            f"  measured: {timed.requests} requests, {timed.seconds:.2f} s and "
+            f"{timed.completion_tokens:.0f} completion tokens each"
+        )
 
 
 def _estimate_rows(input: str) -> int | None:

@@ -33,5 +33,9 @@ class CompileError(PrepflowError):
         super().__init__(f"pipeline has {len(self.problems)} problem(s):\n{body}")
 
 
+class BudgetExceeded(PrepflowError):
+    """The run reached its request or cost budget: it stops (resumably), it does not fail rows."""
+
+
 class OperatorContractError(PrepflowError):
     """An operator returned something that breaks its declared contract (engine bug guard)."""

@@ -23,7 +23,12 @@ from pydantic import BaseModel, Field, create_model
 
 from prepflow.core.columns import Column, Schema, to_arrow, validate_type_name
 from prepflow.core.context import ChatResponse
-from prepflow.core.errors import ConfigError, OperatorContractError, PrepflowError
+from prepflow.core.errors import (
+    BudgetExceeded,
+    ConfigError,
+    OperatorContractError,
+    PrepflowError,
+)
 from prepflow.core.operator import (
     Kind,
     Operator,
@@ -214,12 +219,22 @@ class LLMOperator(Operator):
             option=orjson.OPT_SORT_KEYS,
         ).decode()
 
-    def estimate(self, rows: int) -> dict[str, int]:
-        """Requests, the prompt tokens of the template text alone (row text comes on top) and,
-        when ``max_tokens`` is set for the step or by the operator, the most completion tokens."""
+    def estimate(self, rows: int, sample: list[dict[str, Any]] | None = None) -> dict[str, int]:
+        """Requests and prompt tokens (about 4 characters a token) for ``rows`` rows: from the
+        prompts of ``sample`` rows when they render (``prompt_tokens``), else from the template
+        text alone (``prompt_tokens_min``, row text comes on top); and, when ``max_tokens`` is set
+        for the step or by the operator, the most completion tokens."""
         requests = rows * self.requests_per_row
         out = {"requests": requests}
-        if self.prompt_template is not None:
+        rendered = []
+        for row in sample or []:
+            try:
+                rendered.append(sum(len(m["content"]) for m in self.prompt(row)))
+            except Exception:  # a column this step reads is made by an earlier step
+                continue
+        if rendered:
+            out["prompt_tokens"] = requests * (sum(rendered) // len(rendered) // 4)
+        elif self.prompt_template is not None:
             text = self.prompt_template.user + (self.prompt_template.system or "")
             out["prompt_tokens_min"] = requests * (len(text) // 4)
         if max_tokens := self.params.generation.get("max_tokens", self.max_tokens):
@@ -265,6 +280,8 @@ class LLMOperator(Operator):
     async def _outcome(self, row: dict[str, Any]) -> Any:
         try:
             return await self.arun_row(row)
+        except BudgetExceeded:
+            raise  # the run stops; the row is neither done nor failed
         except Exception as e:
             return RowFailed(
                 getattr(e, "error_type", None) or type(e).__name__,

@@ -217,13 +217,19 @@ class Operator:
         """Problems with the parameters that pydantic cannot express; empty when fine."""
         return []
 
-    def estimate(self, rows: int) -> dict[str, int]:
-        """Estimated LLM requests/tokens for ``rows`` input rows (LLM operators override)."""
+    def estimate(self, rows: int, sample: list[dict[str, Any]] | None = None) -> dict[str, int]:
+        """Estimated LLM requests/tokens for ``rows`` rows, ``sample`` being a few of them as
+        dicts (LLM operators override)."""
         return {}
 
     def fingerprint_extra(self) -> str:
         """Anything besides name, version and params that changes results (e.g. a prompt)."""
         return ""
+
+    def max_rows_out(self, rows_in: int) -> int:
+        """The most rows this step can give for ``rows_in`` rows (estimates: a fan-out
+        generator overrides it)."""
+        return rows_in
 
     # ---- runtime ---------------------------------------------------------------------------
 

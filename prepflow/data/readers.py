@@ -142,6 +142,25 @@ def _describe(error: BaseException) -> str:
     return text
 
 
+class HeadSource(Source):
+    """The first ``limit`` rows of another source (``prepflow run --limit N``)."""
+
+    def __init__(self, source: Source, limit: int) -> None:
+        super().__init__(source.fs, source.paths, source.format)
+        self.limit = limit
+
+    def estimate_rows(self) -> int:
+        return min(self.limit, super().estimate_rows())
+
+    def iter_batches(self, batch_rows: int, on_bad: OnBad | None = None) -> Iterator[pa.Table]:
+        left = self.limit
+        for batch in super().iter_batches(batch_rows, on_bad):
+            if left <= 0:
+                return
+            yield batch.slice(0, left)
+            left -= batch.num_rows
+
+
 def rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.Table]:
     """Re-cut a stream of tables of any sizes into tables of exactly ``batch_rows`` rows."""
     pending: list[pa.Table] = []

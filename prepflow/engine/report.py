@@ -37,6 +37,8 @@ class RunReport:
     details: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     #: the command that re-runs the failed rows, when some failed
     retry_command: str | None = None
+    #: what the plan estimated of the LLM work (prepflow.engine.estimate), beside ``llm``
+    estimate: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -73,8 +75,8 @@ class RunReport:
                 lines += _step_details(s, detail)
         if self.retry_command:
             lines += ["", f"Re-run only the failed rows: `{self.retry_command}`"]
-        if self.llm:
-            lines += ["", "## LLM", *[f"- {k}: {v}" for k, v in self.llm.items()]]
+        if self.llm or self.estimate:
+            lines += ["", "## LLM", *_llm_lines(self.llm, self.estimate)]
         if self.problems:
             lines += ["", "## Problems", *[f"- {p}" for p in self.problems]]
         return "\n".join(lines) + "\n"
@@ -109,6 +111,33 @@ def _step_details(step: dict[str, Any], detail: dict[str, list[dict[str, Any]]])
                 lines.append(
                     f"  - _id {ex['_id']}: {' '.join(shown)}" + (f" ({_md(why)})" if why else "")
                 )
+    return lines
+
+
+def _llm_lines(llm: dict[str, Any], estimate: dict[str, Any] | None) -> list[str]:
+    """What was asked of the model this session, beside the plan's estimate (upper bounds)."""
+    lines = ["", "| | this session | estimated (at most) |", "|---|---:|---:|"]
+    est = estimate or {}
+
+    def cell(value: Any, money: bool = False) -> str:
+        if value is None:
+            return "?"
+        return f"${value:,.4f}" if money else f"{value:,}"
+
+    rows = [
+        ("requests", llm.get("requests"), est.get("requests"), False),
+        ("prompt tokens", llm.get("prompt_tokens"), est.get("prompt_tokens"), False),
+        ("completion tokens", llm.get("completion_tokens"), est.get("completion_tokens"), False),
+        ("cost", llm.get("cost_usd"), est.get("cost_usd"), True),
+    ]
+    for name, actual, estimated, money in rows:
+        lines.append(f"| {name} | {cell(actual, money)} | {cell(estimated, money)} |")
+    extra = {k: v for k, v in llm.items() if k in ("cache_hits", "retries", "reasks") and v}
+    failures = llm.get("failures") or {}
+    if extra:
+        lines += ["", ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in extra.items())]
+    if failures:
+        lines.append("failed calls: " + ", ".join(f"{k} {v:,}" for k, v in failures.items()))
     return lines
 
 
@@ -168,6 +197,7 @@ def build_report(
     seconds: float,
     llm: dict[str, Any],
     max_failure_rate: float,
+    estimate: dict[str, Any] | None = None,
 ) -> RunReport:
     """The report of a finished session, from the journal (the dataset it describes, not the
     sum of the sessions that made it)."""
@@ -207,6 +237,7 @@ def build_report(
         problems=problems,
         details=details,
         retry_command=f"prepflow retry {store.dir}" if any(s["failed"] for s in steps) else None,
+        estimate=estimate,
     )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import glob
 import os
 import signal
 import sys
@@ -23,23 +24,35 @@ from typing import Any
 
 from prepflow import __version__
 from prepflow.core.columns import schema_of
-from prepflow.core.errors import ConfigError, PrepflowError
+from prepflow.core.errors import BudgetExceeded, ConfigError, PrepflowError
 from prepflow.core.registry import registry
 from prepflow.data import journal
 from prepflow.data.guard import check_outputs_spare_input
-from prepflow.data.readers import open_input
-from prepflow.data.runstore import INPUT_STEP, RunStore, read_invocation, read_records
+from prepflow.data.readers import HeadSource, open_input
+from prepflow.data.runstore import (
+    CACHE_FILE,
+    INPUT_STEP,
+    RunStore,
+    is_run_directory,
+    read_invocation,
+    read_records,
+)
 from prepflow.data.writers import check_output, remove_stale_temps, write_output
 from prepflow.engine import executors
 from prepflow.engine.compiler import CompiledStep, Plan, compile_pipeline, fingerprint
 from prepflow.engine.context import EngineContext
+from prepflow.engine.estimate import Estimate, estimate
 from prepflow.engine.executors.base import ExecOptions, Execution, check_quarantine_policy
 from prepflow.engine.progress import RunProgress
 from prepflow.engine.report import RunReport, build_report, manifest
 from prepflow.engine.spec import PipelineSpec, load_yaml
 from prepflow.serving import LazyServing
+from prepflow.serving.cache import ResponseCache
 from prepflow.serving.config import ServingConfig, redacted_serving
 
+#: A ``--limit N`` trial runs in ``<run dir><LIMIT_SUFFIX><N>``.
+LIMIT_SUFFIX = "-limit"
+ESTIMATE_SAMPLE_ROWS = 20  # input rows whose prompts are rendered to estimate prompt tokens
 DEFAULT_SHARD_ROWS = 50_000
 DEFAULT_LLM_SHARD_ROWS = 64  # LLM rows are slow and costly: resume at a fine grain
 #: A small LLM input is cut into this many shards (of at least MIN_LLM_SHARD_ROWS rows): a step
@@ -97,6 +110,8 @@ class _Run:
     ingest_fp: str
     executor: str
     serving: ServingConfig | None
+    budget: dict[str, Any] = dataclasses.field(default_factory=dict)
+    estimate: Estimate | None = None  # of the LLM work, for the report to compare
 
 
 def run_pipeline(
@@ -114,17 +129,27 @@ def run_pipeline(
     max_failure_rate: float = 0.1,
     retry_failed: bool = False,
     executor: str = "local",
+    max_requests: int | None = None,
+    max_cost: float | None = None,
+    limit: int | None = None,
 ) -> RunReport:
     """Run ``spec`` on ``input`` into ``output``; an existing ``run_dir`` is resumed.
 
     ``retry_failed`` recomputes every (step, shard) that recorded failures (the LLM cache makes
-    the rows that succeeded free), and everything downstream of them.
+    the rows that succeeded free), and everything downstream of them. ``max_requests`` and
+    ``max_cost`` (USD, needs ``serving.prices``) bound what this invocation may ask the model:
+    past them the run stops with :class:`BudgetExceeded`, keeping what finished (resumable).
+    ``limit``: run on the first ``limit`` rows only, in the run directory ``<run_dir>-limit<N>``
+    (a look at real output before the full run, which then reuses its cached LLM answers).
     """
     t0 = time.perf_counter()
     check_quarantine_policy(on_bad_input)
     if overrides:
         spec.apply_overrides(overrides)
-    run = _prepare(spec, input, output, run_dir, shard_rows, executor)
+    run = _prepare(spec, input, output, run_dir, shard_rows, executor, limit)
+    run.budget = {"max_requests": max_requests, "max_cost_usd": max_cost}
+    if max_cost is not None and (run.serving is None or not run.serving.prices):
+        raise ConfigError("--max-cost needs prices: set serving.prices (USD per 1M tokens)")
     command = "retry" if retry_failed else "run"
     with RunStore(run.run_dir, command=command, fresh=fresh) as store:
         invocation = _begin(store, run, command, workers, on_bad_input, max_failure_rate)
@@ -154,6 +179,7 @@ def run_pipeline(
             seconds=time.perf_counter() - t0,
             llm=usage,
             max_failure_rate=max_failure_rate,
+            estimate=run.estimate.to_dict() if run.estimate is not None else None,
         )
         store.write_json("report.json", report.to_dict())
         store.write_text("report.md", report.to_markdown())
@@ -171,6 +197,7 @@ def _prepare(
     run_dir: str | Path | None,
     shard_rows: int | None,
     executor: str,
+    limit: int | None = None,
 ) -> _Run:
     """Every check that can fail before anything is written: output and input paths, the
     executor, the input's schema against the pipeline (compile), the serving section."""
@@ -179,6 +206,11 @@ def _prepare(
     executors.get(executor)
     source = open_input(input_url)
     run_path = Path(run_dir) if run_dir else Path("runs") / spec.name
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"--limit must be at least 1, not {limit}")
+        source = HeadSource(source, limit)
+        run_path = run_path.with_name(f"{run_path.name}{LIMIT_SUFFIX}{limit}")
     check_outputs_spare_input(source, input_url, output_url, run_path)
     needs_llm = any(registry.get(s.op).requires.llm for s in spec.steps if s.op in registry)
     rows = int(
@@ -196,9 +228,13 @@ def _prepare(
         reach_serving=True,
     )
     serving = ServingConfig.model_validate(spec.serving or {}) if plan.needs_llm else None
-    return _Run(
+    run = _Run(
         spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, serving
     )
+    if serving is not None:
+        sample = next(source.iter_batches(ESTIMATE_SAMPLE_ROWS)).to_pylist()
+        run.estimate = estimate(plan, source.estimate_rows(), sample, serving)
+    return run
 
 
 def _begin(
@@ -226,6 +262,8 @@ def _begin(
     }
     store.write_json("run.json", invocation)
     remove_stale_temps(run.output)
+    if run.serving is not None and LIMIT_SUFFIX not in run.run_dir.name:
+        _reuse_trial_answers(store, run.run_dir)
     store.append(
         journal.RunStarted(
             store.session,
@@ -255,6 +293,7 @@ def _execute_session(
             cache_path=store.cache_path,
             log_dir=store.log_dir,
             embeddings=any(s.op.requires.embedding for s in run.plan.steps),
+            **run.budget,
         )
         if run.serving is not None
         else None
@@ -286,6 +325,12 @@ def _execute_session(
             raise
         status = "interrupted"
         raise RunInterrupted(caught[0], run.run_dir) from None
+    except BudgetExceeded as e:
+        status = "budget"
+        raise BudgetExceeded(
+            f"{e}: the run stopped; finished shards and answers are kept in {run.run_dir}; "
+            "run the same command with a larger budget to resume"
+        ) from None
     finally:
         bar.close()
         if usage:
@@ -328,6 +373,22 @@ async def _execute(
                 usage.update(serving.client.stats.to_dict())
             await serving.aclose()
     return execution
+
+
+def _reuse_trial_answers(store: RunStore, run_dir: Path) -> None:
+    """A full run starts with the LLM answers its ``--limit`` trials already paid for."""
+    trials = [
+        trial / CACHE_FILE
+        for trial in sorted(run_dir.parent.glob(f"{glob.escape(run_dir.name)}{LIMIT_SUFFIX}*"))
+        if is_run_directory(trial) and (trial / CACHE_FILE).is_file()
+    ]
+    if trials:
+        cache = ResponseCache(store.cache_path)
+        try:
+            for path in trials:
+                cache.absorb(path)
+        finally:
+            cache.close()
 
 
 def _record_pipeline(store: RunStore, plan: Plan) -> None:

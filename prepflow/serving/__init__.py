@@ -44,8 +44,12 @@ async def open_serving(
     cache_path: Path | None = None,
     log_dir: Path | None = None,
     embeddings: bool = False,
+    max_requests: int | None = None,
+    max_cost_usd: float | None = None,
 ) -> AsyncIterator[OpenAIServing]:
-    """The client of ``config``'s endpoint; ``embeddings``: a local server must also embed."""
+    """The client of ``config``'s endpoint; ``embeddings``: a local server must also embed;
+    ``max_requests``/``max_cost_usd``: a budget for this client, past which a new request raises
+    :class:`~prepflow.core.errors.BudgetExceeded`."""
     from prepflow.serving.cache import ResponseCache
     from prepflow.serving.client import OpenAIServing
 
@@ -68,6 +72,8 @@ async def open_serving(
             structured_output=config.structured_output,
             embedding_model=config.embedding_model,
             url_credentials=config.url_credentials,
+            max_requests=max_requests,
+            max_cost_usd=max_cost_usd,
         ) as serving:
             yield serving
 
@@ -125,11 +131,19 @@ class LazyServing:
         cache_path: Path | None = None,
         log_dir: Path | None = None,
         embeddings: bool = False,
+        max_requests: int | None = None,
+        max_cost_usd: float | None = None,
         on_open: Callable[[OpenAIServing], None] | None = None,
     ) -> None:
         self.config = config
         self.generation = dict(config.generation)
-        self._args = {"cache_path": cache_path, "log_dir": log_dir, "embeddings": embeddings}
+        self._args = {
+            "cache_path": cache_path,
+            "log_dir": log_dir,
+            "embeddings": embeddings,
+            "max_requests": max_requests,
+            "max_cost_usd": max_cost_usd,
+        }
         self._on_open = on_open
         #: told what is happening while a local server starts ("starting ...", "ready in 9 s")
         self.on_status: Callable[[str], None] = lambda text: None

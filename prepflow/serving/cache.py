@@ -54,6 +54,19 @@ class ResponseCache:
     def delete(self, key: bytes) -> None:
         self._db.execute("DELETE FROM responses WHERE key = ?", (key,))
 
+    def absorb(self, other: str | Path) -> int:
+        """Copy in the answers another cache holds that this one lacks (a ``--limit`` trial's,
+        so the full run pays nothing twice); returns how many were added."""
+        before = len(self)
+        self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
+        try:
+            self._db.execute(
+                "INSERT OR IGNORE INTO responses SELECT key, value FROM other.responses"
+            )
+        finally:
+            self._db.execute("DETACH DATABASE other")
+        return len(self) - before
+
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from prepflow.core.errors import BudgetExceeded
 from prepflow.serving.cache import ResponseCache, cache_key
 from prepflow.serving.config import DEFAULT_CONCURRENCY, REDACTED, UrlCredentials
 from prepflow.serving.errors import (
@@ -135,6 +136,8 @@ class OpenAIServing:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         url_credentials: UrlCredentials | None = None,
+        max_requests: int | None = None,
+        max_cost_usd: float | None = None,
     ) -> None:
         if structured_output not in ("auto", "response_format", "prompt"):
             raise ValueError(
@@ -152,6 +155,7 @@ class OpenAIServing:
         self._response_format = structured_output != "prompt"
         self.embed_batch, self.backoff_s, self.max_backoff_s = embed_batch, backoff_s, max_backoff_s
         self.stats = ServingStats()
+        self.max_requests, self.max_cost_usd = max_requests, max_cost_usd
         self._limiter = AdaptiveLimiter(concurrency)
         self._headers = {"Content-Type": "application/json"}
         creds = url_credentials or UrlCredentials()
@@ -409,6 +413,11 @@ class OpenAIServing:
         import aiohttp
 
         round_ = await self._limiter.acquire(retry=retry)
+        try:
+            self._check_budget()
+        except BudgetExceeded:
+            self._limiter.release(round_, ok=True, pushback=False, retry_after=None)
+            raise
         ok = pushback = False
         wait = None
         self.stats.requests += 1
@@ -436,6 +445,14 @@ class OpenAIServing:
                 f"unusable response body ({type(e).__name__}: {e})",
                 raw=raw[:2000].decode(errors="replace"),
             ) from None
+
+    def _check_budget(self) -> None:
+        """Refuse a new HTTP request once this client has spent its budget (cached answers are
+        free and always served)."""
+        if self.max_requests is not None and self.stats.requests >= self.max_requests:
+            raise BudgetExceeded(f"the request budget is spent ({self.stats.requests:,} requests)")
+        if self.max_cost_usd is not None and self.stats.cost_usd >= self.max_cost_usd:
+            raise BudgetExceeded(f"the cost budget is spent (${self.stats.cost_usd:,.4f})")
 
     def _scrub(self, text: str) -> str:
         """``text`` (an error from the HTTP stack or the server) without any credential."""

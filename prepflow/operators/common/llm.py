@@ -132,6 +132,9 @@ class FanOutGenerator(LLMOperator):
     def requests_per_row(self) -> int:
         return self.params.n if self.params.mode == "samples" else 1
 
+    def max_rows_out(self, rows_in: int) -> int:
+        return rows_in * self.params.n
+
     async def arun_row(self, row: dict[str, Any]) -> Any:
         if self.params.mode == "list":
             return await super().arun_row(row)

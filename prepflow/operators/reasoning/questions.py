@@ -133,6 +133,9 @@ class QuestionSynthesizer(LLMOperator):
     def requests_per_row(self) -> int:
         return self.params.n
 
+    def max_rows_out(self, rows_in: int) -> int:
+        return rows_in * (self.params.n + self.params.keep_seed)
+
     def batch_rows(self, batch: pa.Table) -> list[dict[str, Any]]:
         """Each row with its ``combine`` partner: the next seed of the batch."""
         rows = batch.to_pylist()
