@@ -15,6 +15,7 @@ MODULES = {
     "CurlyBracketFilter": "prepflow.operators.text.filters",
     "DigitRatioFilter": "prepflow.operators.text.filters",
     "DocumentRewriter": "prepflow.operators.text.synth",
+    "DocumentToMarkdown": "prepflow.operators.knowledge.convert",
     "DropColumns": "prepflow.operators.general.columns",
     "EllipsisLineFilter": "prepflow.operators.text.filters",
     "EmbedText": "prepflow.operators.sft.diversity",
