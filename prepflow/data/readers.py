@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import InputError
+from prepflow.data.documents import document_root, document_table, named_format
 from prepflow.data.formats import (
     HF_DICT_MARKER,
     HF_MARKERS,
@@ -81,6 +82,8 @@ class Source:
                 with self._open(path) as f:
                     total += pq.ParquetFile(f).metadata.num_rows
             return total
+        if self.format == "documents":
+            return len(self.paths)
         size = sum(self.fs.info(p).get("size") or 0 for p in self.paths)
         with self._open(self.paths[0]) as f:
             sample = f.read(_SAMPLE_BYTES)
@@ -110,8 +113,14 @@ class Source:
                 yield from read_json(f, path, on_bad, block_bytes)
             elif self.format == "parquet":
                 yield from read_parquet(f, path)
+            elif self.format == "documents":
+                yield document_table(path, f.read(), self._document_root)
             else:
                 yield from read_arrow_stream(f, path)
+
+    @functools.cached_property
+    def _document_root(self) -> str:
+        return document_root(self.paths)
 
     def _open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         return self.fs.open(path, "rb", compression=file_kind(path).compression)
@@ -140,13 +149,15 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
     """Resolve a file, directory of shards, glob or fsspec URL to a Source.
 
     The format comes from the file extensions (``.jsonl``/``.ndjson``, ``.json``, ``.parquet``,
-    ``.csv``/``.tsv``, each optionally ``.gz``/``.bz2``/``.xz``/``.zst``) or from a directory
-    written by ``datasets``' ``save_to_disk``; ``format`` overrides the extensions. In a
+    ``.csv``/``.tsv``, each optionally ``.gz``/``.bz2``/``.xz``/``.zst``; documents: ``.pdf``,
+    ``.html``, ``.docx``, ``.epub``, ``.md``) or from a directory written by ``datasets``'
+    ``save_to_disk``; ``format`` overrides the extensions (``documents`` reads any file as one
+    document row, see ``prepflow.data.documents``). In a
     directory, files and folders whose names start with ``.`` or ``_`` are ignored.
     """
     url = os.fspath(path)
     if format is not None:
-        check_format(format, error=InputError)
+        check_format(format, error=InputError, reading=True)
     fs, root = fsspec.core.url_to_fs(url)
     if any(c in root for c in "*?["):
         found = fs.glob(root, detail=True)
@@ -172,7 +183,7 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
     shown = _shown(fs, files)
     fmt = format or _common_format(shown, url)
     for p in shown:
-        check_format(fmt, file_kind(p).compression, error=InputError)
+        check_format(fmt, file_kind(p).compression, error=InputError, reading=True)
     return Source(fs, shown, fmt)
 
 
@@ -190,7 +201,7 @@ def _shown(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[str]:
 def _common_format(paths: list[str], url: str) -> str:
     formats: dict[str, str] = {}
     for p in paths:
-        fmt = file_kind(p).format
+        fmt = file_kind(p).format or named_format(p)
         if fmt is None:
             raise InputError(
                 f"cannot tell the data format of {p} from its name; pass format=",
