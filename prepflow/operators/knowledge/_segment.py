@@ -11,6 +11,8 @@ import itertools
 import re
 from collections.abc import Callable
 
+from prepflow.operators.general.textmatch import TOKEN
+
 Span = tuple[int, int]
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
@@ -18,10 +20,6 @@ _BLANK = re.compile(r"\n[ \t]*\n+")
 _LINE = re.compile(r"\n")
 # a sentence ends at CJK end punctuation (no space follows in Chinese) or at . ! ? before a space
 _SENTENCE = re.compile(r"(?<=[。\uff01\uff1f\uff1b])|(?<=[.!?])\s+(?=\S)")
-#: A "token" for sizes: a run of letters/digits, one CJK character, or one other visible mark.
-TOKEN = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+|[^\s\w]", re.U
-)
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.M)
 
 

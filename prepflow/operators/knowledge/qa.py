@@ -4,9 +4,6 @@ quoted supporting spans), and the checks that keep only grounded, non-trivial pa
 from __future__ import annotations
 
 import asyncio
-import re
-import unicodedata
-from collections import Counter
 from typing import Any
 
 import pyarrow as pa
@@ -16,7 +13,7 @@ from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams, RowFailed, reply_text
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Kind, Params
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.knowledge._segment import TOKEN
+from prepflow.operators.general.textmatch import normalize, token_f1, token_recall
 
 QA_SYSTEM = "You write exam questions that test knowledge stated in a given text."
 
@@ -168,39 +165,6 @@ class MultiHopQAGenerator(LLMOperator):
 
 # ---- checks ----------------------------------------------------------------------------------
 
-_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
-
-
-def normalize(text: str) -> str:
-    """Case-folded NFKC text without punctuation, articles or extra spaces (SQuAD-style)."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c)[0] in "PSZ" else c for c in text)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def answer_tokens(text: str) -> list[str]:
-    """Tokens of the normalized text: words, and each CJK character on its own."""
-    return [m.group() for m in TOKEN.finditer(normalize(text))]
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1 (CJK characters count as tokens, so Chinese needs no segmenter)."""
-    pred, ref = answer_tokens(prediction), answer_tokens(reference)
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if not common:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def _recall(answer: str, evidence: str) -> float:
-    """Share of the answer's tokens found in the evidence."""
-    tokens = answer_tokens(answer)
-    have = Counter(answer_tokens(evidence))
-    return sum(min(n, have[t]) for t, n in Counter(tokens).items()) / max(1, len(tokens))
-
 
 class EvidenceSupportFilter(FilterOperator):
     """Keeps QA pairs whose evidence is really in the chunks and supports the answer (no model).
@@ -240,7 +204,7 @@ class EvidenceSupportFilter(FilterOperator):
         for k, (span, context) in enumerate(zip(spans, contexts, strict=True), 1):
             if not normalize(span) or normalize(span) not in normalize(context):
                 return f"evidence_in_chunk: quote {k} of {len(spans)} is not in its chunk"
-        recall = _recall(answer, " ".join(spans))
+        recall = token_recall(answer, " ".join(spans))
         threshold = self.params.min_answer_recall
         if recall < threshold:
             return f"min_answer_recall: {recall:.2f} < {threshold:g}"

@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 
+from prepflow.operators.general.textmatch import token_f1
 from prepflow.operators.knowledge.qa import (
     AnswerF1,
     ChunkQAGenerator,
@@ -13,7 +14,6 @@ from prepflow.operators.knowledge.qa import (
     EvidenceSupportFilter,
     MultiHopQAGenerator,
     SingleChunkFilter,
-    token_f1,
 )
 from prepflow.serving.testing import ChatRequest, ScriptedServer, run_operator
 
