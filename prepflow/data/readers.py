@@ -199,9 +199,11 @@ def _shown(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[str]:
 
 
 def _common_format(paths: list[str], url: str) -> str:
+    if any(map(named_format, paths)) and not any(file_kind(p).format for p in paths):
+        return "documents"  # a folder of documents: stray files become failure records
     formats: dict[str, str] = {}
     for p in paths:
-        fmt = file_kind(p).format or named_format(p)
+        fmt = file_kind(p).format
         if fmt is None:
             raise InputError(
                 f"cannot tell the data format of {p} from its name; pass format=",

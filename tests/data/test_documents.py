@@ -78,3 +78,9 @@ def test_text_files_need_the_format_named_and_documents_are_never_written(tmp_pa
 def test_document_types_look_through_compression() -> None:
     assert document_type("/usr/share/doc/debian/FAQ/debian-faq.en.pdf.gz") == "pdf"
     assert document_type("a/B.HTM") == "html" and document_type("x.tar") == "unknown"
+
+
+def test_stray_files_beside_documents_are_read_as_documents() -> None:
+    source = open_input(DOCS / "bad")  # encrypted.pdf, truncated.pdf, empty.html, notes.xyz
+    assert source.format == "documents"
+    assert {r["doc_id"]: r["type"] for r in rows(source)}["notes.xyz"] == "unknown"
