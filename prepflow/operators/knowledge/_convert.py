@@ -6,9 +6,9 @@ libraries are imported inside the functions (the ``documents`` extra), so import
 knowledge operators stays cheap.
 
 Choices (measured in ``benchmarks/documents_converters.py``): PDF text comes from PDFium
-(pypdfium2, ~50x faster than pypdf or pdfminer/pdfplumber and in reading order on multi-column
-pages), headings from the PDF's outline, and tables from pdfplumber only on pages that draw
-enough lines to hold one; HTML, DOCX (through mammoth) and EPUB chapters go through one
+(pypdfium2, 15-40x faster than pypdf or pdfminer/pdfplumber and in reading order on
+multi-column pages), headings from the PDF's outline, and tables from pdfplumber only on pages
+that draw the thin rules of a grid; HTML, DOCX (through mammoth) and EPUB chapters go through one
 HTML -> Markdown path (boilerplate pruned by tag, role and class, then markdownify), since
 trafilatura drops the headings and fences of documentation pages; trafilatura stays available
 for web articles (``html_extractor: trafilatura``).
@@ -51,7 +51,7 @@ class Converted:
 @dataclass(frozen=True)
 class Options:
     pdf_tables: bool = True
-    min_table_lines: int = 8
+    min_table_lines: int = 3
     ocr: bool = False
     ocr_languages: str = "eng"
     password: str | None = None
@@ -260,7 +260,7 @@ def _pdf_pages(pdf: Any, data: bytes, options: Options) -> Converted:
             textpage = page.get_textpage()
             try:
                 tables: list[tuple[tuple[float, float, float, float], str]] = []
-                if options.pdf_tables and _line_objects(page, raw) >= options.min_table_lines:
+                if options.pdf_tables and _ruled(page, raw, options.min_table_lines):
                     if plumber is None:
                         plumber = _require("pdfplumber").open(io.BytesIO(data))
                     tables = _tables(plumber.pages[index])
@@ -323,8 +323,22 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s).lower()
 
 
-def _line_objects(page: Any, raw: Any) -> int:
-    return sum(1 for o in page.get_objects(max_depth=1) if o.type == raw.FPDF_PAGEOBJ_PATH)
+def _ruled(page: Any, raw: Any, need: int) -> bool:
+    """Whether the page draws at least ``need`` thin horizontal and ``need`` thin vertical
+    rules: the grid of a table (a framed code block or a shaded box has none or two), so
+    pdfplumber, 40x slower than PDFium, only reads the pages that may hold a table."""
+    across = down = 0
+    for obj in page.get_objects(max_depth=1):
+        if obj.type != raw.FPDF_PAGEOBJ_PATH:
+            continue
+        left, bottom, right, top = obj.get_bounds()
+        if right - left < 1.5 and top - bottom > 3:
+            down += 1
+        elif top - bottom < 1.5 and right - left > 3:
+            across += 1
+        if across >= need and down >= need:
+            return True
+    return False
 
 
 def _tables(page: Any) -> list[tuple[tuple[float, float, float, float], str]]:

@@ -23,22 +23,36 @@ _SENTENCE = re.compile(r"(?<=[。\uff01\uff1f\uff1b])|(?<=[.!?])\s+(?=\S)")
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.M)
 
 
-def fences(text: str) -> list[Span]:
-    return [m.span() for m in _FENCE.finditer(text)]
+class Protected:
+    """Sorted, disjoint spans (code fences) that cuts must not fall inside."""
+
+    def __init__(self, spans: list[Span]) -> None:
+        self.spans, self.starts = spans, [s for s, _ in spans]
+
+    def __contains__(self, pos: int) -> bool:
+        i = bisect.bisect_right(self.starts, pos) - 1
+        return i >= 0 and self.spans[i][0] < pos < self.spans[i][1]
 
 
-def _inside(pos: int, spans: list[Span]) -> bool:
-    """Whether ``pos`` lies strictly inside one of the sorted, disjoint ``spans``."""
-    i = bisect.bisect_right([s for s, _ in spans], pos) - 1
-    return i >= 0 and spans[i][0] < pos < spans[i][1]
+NOTHING = Protected([])
 
 
-def _cut(text: str, span: Span, pattern: re.Pattern[str], protected: list[Span]) -> list[Span]:
+def fences(text: str) -> Protected:
+    return Protected([m.span() for m in _FENCE.finditer(text)])
+
+
+def token_counter(text: str) -> Callable[[Span], int]:
+    """Tokens starting inside a span, in O(log n) per call (token starts are indexed once)."""
+    starts = [m.start() for m in TOKEN.finditer(text)]
+    return lambda span: bisect.bisect_left(starts, span[1]) - bisect.bisect_left(starts, span[0])
+
+
+def _cut(text: str, span: Span, pattern: re.Pattern[str], protected: Protected) -> list[Span]:
     """``span`` cut where ``pattern`` matches (the match itself is dropped between pieces)."""
     start, end = span
     out, at = [], start
     for m in pattern.finditer(text, start, end):
-        if m.start() == start or _inside(m.start(), protected):
+        if m.start() == start or m.start() in protected:
             continue
         if m.start() > at:
             out.append((at, m.start()))
@@ -62,20 +76,22 @@ def headings(text: str) -> list[tuple[int, int, str]]:
     return [
         (m.start(), len(m.group(1)), m.group(2).strip())
         for m in HEADING.finditer(text)
-        if not _inside(m.start(), protected)
+        if m.start() not in protected
     ]
 
 
 def heading_path(marks: list[tuple[int, int, str]], offset: int) -> list[str]:
-    """Titles of the headings that enclose ``offset`` (outermost first)."""
-    path: list[tuple[int, str]] = []
-    for at, level, title in marks:
-        if at > offset:
-            break
-        while path and path[-1][0] >= level:
-            path.pop()
-        path.append((level, title))
-    return [t for _, t in path]
+    """Titles of the headings that enclose ``offset`` (outermost first): from the last heading
+    at or before it, walk back taking each heading of a higher level than the last taken."""
+    i = bisect.bisect_right(marks, (offset, 7, "")) - 1
+    path: list[str] = []
+    level = 7
+    while i >= 0 and level > 1:
+        if marks[i][1] < level:
+            level = marks[i][1]
+            path.append(marks[i][2])
+        i -= 1
+    return path[::-1]
 
 
 def sections(text: str, marks: list[tuple[int, int, str]]) -> list[Span]:
@@ -85,7 +101,7 @@ def sections(text: str, marks: list[tuple[int, int, str]]) -> list[Span]:
     return [(s, e) for s, e in spans if e > s]
 
 
-def sentences(text: str, span: Span, protected: list[Span]) -> list[Span]:
+def sentences(text: str, span: Span, protected: Protected) -> list[Span]:
     return [
         piece
         for block in _cut(text, span, _BLANK, protected)
@@ -98,14 +114,14 @@ def tokens(text: str, span: Span) -> list[Span]:
 
 
 def fit(
-    text: str, span: Span, size: Callable[[Span], int], limit: int, protected: list[Span]
+    text: str, span: Span, size: Callable[[Span], int], limit: int, protected: Protected
 ) -> list[Span]:
     """``span`` if it fits in ``limit``, else cut at blank lines, then lines, then sentences,
     then tokens (a code fence is cut only when it alone is too large)."""
     if size(span) <= limit:
         return [span]
     for level, pattern in enumerate((_BLANK, _LINE, _SENTENCE)):
-        pieces = _cut(text, span, pattern, protected if level < 2 else [])
+        pieces = _cut(text, span, pattern, protected if level < 2 else NOTHING)
         if len(pieces) > 1:
             return [p for piece in pieces for p in fit(text, piece, size, limit, protected)]
     return pack(text, tokens(text, span), size, limit, 0)

@@ -11,7 +11,6 @@ from pydantic import Field, model_validator
 from prepflow.core.columns import Column
 from prepflow.core.operator import GenerateOperator, Params
 from prepflow.operators.knowledge._segment import (
-    TOKEN,
     Span,
     fences,
     fit,
@@ -20,6 +19,7 @@ from prepflow.operators.knowledge._segment import (
     pack,
     sections,
     sentences,
+    token_counter,
     tokens,
 )
 
@@ -117,14 +117,7 @@ class MarkdownChunker(GenerateOperator):
     def chunks(self, text: str, doc_id: str, pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The chunk rows of one document (without ids)."""
         p = self.params
-        if p.unit == "chars":
-
-            def size(span: Span) -> int:
-                return span[1] - span[0]
-        else:
-
-            def size(span: Span) -> int:
-                return sum(1 for _ in TOKEN.finditer(text, *span))
+        size = _chars if p.unit == "chars" else token_counter(text)
 
         protected = fences(text)
         marks = headings(text)
@@ -164,6 +157,10 @@ class MarkdownChunker(GenerateOperator):
                 }
             )
         return rows
+
+
+def _chars(span: Span) -> int:
+    return span[1] - span[0]
 
 
 def _page(pages: list[dict[str, Any]], starts: list[int], offset: int) -> int | None:

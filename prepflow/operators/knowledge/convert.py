@@ -51,7 +51,10 @@ class DocumentToMarkdown(GenerateOperator):
             True, description="find tables on PDF pages and write them as Markdown tables"
         )
         min_table_lines: int = Field(
-            8, ge=1, description="PDF pages drawing fewer line objects are not searched for tables"
+            3,
+            ge=1,
+            description="PDF pages drawing fewer thin horizontal or vertical rules than this "
+            "are not searched for tables",
         )
         ocr: bool = Field(
             False, description="OCR PDF pages without a text layer (extra 'ocr' + tesseract)"

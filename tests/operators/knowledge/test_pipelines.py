@@ -195,3 +195,33 @@ def test_rag_multihop_end_to_end(tmp_path: Path) -> None:
         for r in reasons
     )
     export([t for t in open_input(out).iter_batches(100)], "sharegpt", tmp_path / "sharegpt.jsonl")
+
+
+@pytest.mark.slow
+def test_knowledge_qa_with_the_embedded_model(tmp_path: Path) -> None:
+    """One real document through knowledge-qa on the embedded 1.5B model (llama.cpp, CPU)."""
+    pytest.importorskip("xllamacpp")
+    spec = load_yaml("knowledge-qa")
+    spec.serving = {
+        "backend": "llamacpp",
+        "model": "qwen2.5-coder-1.5b-instruct",
+        "generation": {"temperature": 0},
+    }
+    out = tmp_path / "qa.jsonl"
+    rep = run_pipeline(
+        spec,
+        input=DOCS / "en" / "README.md",
+        output=out,
+        run_dir=tmp_path / "run",
+        overrides=["qa.n=1", "chunk.method=recursive", "chunk.size=1000"],
+        progress=False,
+        max_failure_rate=1.0,
+    )
+    for step in rep.steps:  # a small model may fail or drop rows, but each row is accounted for
+        assert step["rows_in"] == step["kept"] + step["dropped"] + step["failed"]
+    steps = {s["name"]: s for s in rep.steps}
+    assert steps["qa"]["rows_in"] == 1 and steps["qa"]["rows_out"] + steps["qa"]["failed"] > 0
+    assert rep.llm["requests"] > 0
+    for line in out.read_text().splitlines():  # whatever passed is grounded in its chunk
+        row = json.loads(line)
+        assert row["evidence_ids"] == [row["chunk_id"]] and row["question"]
