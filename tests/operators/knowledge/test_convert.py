@@ -123,3 +123,22 @@ def test_a_scanned_pdf_names_the_ocr_extra(tmp_path) -> None:
     assert (
         "set ocr: true" in failure["_error"] and "pip install 'prepflow[ocr]'" in failure["_error"]
     )
+
+
+def test_ocr_without_its_extra_says_how_to_install_it(tmp_path) -> None:
+    pdfium = pytest.importorskip("pypdfium2")
+    try:
+        import pytesseract  # noqa: F401
+
+        pytest.skip("pytesseract is installed: the missing-extra message cannot show")
+    except ImportError:
+        pass
+    image = pdfium.PdfDocument(DOCS / "en" / "multitoc-two-columns.pdf")[0].render().to_pil()
+    image.save(tmp_path / "scanned.pdf", "PDF")
+    result = DocumentToMarkdown(ocr=True).run_batch(read_documents(tmp_path / "scanned.pdf"))
+    (failure,) = result.failed.to_pylist()
+    assert failure["_error_type"] == "MissingDependency"
+    assert failure["_error"].endswith(
+        "scanned.pdf: OCR needs the ocr extra and the tesseract program: pip install "
+        "'prepflow[ocr]' and apt-get install tesseract-ocr (tesseract-ocr-chi-sim for Chinese)"
+    )

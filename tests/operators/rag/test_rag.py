@@ -214,3 +214,32 @@ def test_retrieval_recall(index_dir: Path, chunks: pa.Table) -> None:
     )
     out = RetrievalRecall(index_dir=str(index_dir), k=5).run_batch(table).kept
     assert out.column("recall_at_k").to_pylist()[0] == 1.0
+
+
+def test_dense_trajectory_embeds_queries_through_the_serving(
+    chunks: pa.Table, tmp_path: Path
+) -> None:
+    from prepflow.serving.testing import embed_text
+
+    sample = chunks.slice(0, 12)
+    texts = sample.column("chunk").to_pylist()
+    table = sample.append_column("embedding", pa.array([embed_text(t, 8) for t in texts]))
+    op = BuildSearchIndex(index_dir=str(tmp_path / "dense"))
+    op.observe(table)
+    op.finalize()
+    target = texts[7]
+
+    def responder(req: ChatRequest) -> str:
+        if len([m for m in req.messages if m["role"] == "user"]) == 1:
+            return json.dumps({"action": "search", "query": target})
+        cited = req.messages[-1]["content"].split("[", 1)[1].split("]", 1)[0]
+        return json.dumps({"action": "answer", "answer": "x", "cite": [cited]})
+
+    questions = pa.table({"_id": [0], "question": ["find it"]})
+    with ScriptedServer(responder, embed_dim=8) as server:
+        gen = SearchTrajectoryGenerator(index_dir=str(tmp_path / "dense"), mode="dense", k=2)
+        result = run_operator(gen, questions, server)
+        assert server.count(target) == 1  # the query went to /embeddings once
+    (row,) = result.kept.to_pylist()
+    assert row["retrieved_ids"][0][0] == sample["chunk_id"][7].as_py()
+    assert row["cited_ids"] == [sample["chunk_id"][7].as_py()]
