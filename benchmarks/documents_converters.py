@@ -9,6 +9,7 @@ converted Markdown, per method.
 
     .venv/bin/python benchmarks/documents_converters.py [--debs DIR]
 
+pypdf and markitdown are not prepflow dependencies: install them to include their rows.
 ``--debs`` is a folder where the packages are downloaded and unpacked (apt-get download, no
 install; created when missing).
 """
@@ -44,7 +45,6 @@ def timed(fn, items) -> tuple[float, list]:
 
 def pdf_benchmarks(pdfs: list[bytes]) -> None:
     import pdfplumber
-    import pypdf
     import pypdfium2 as pdfium
 
     from prepflow.operators.knowledge._convert import Options, convert
@@ -58,6 +58,8 @@ def pdf_benchmarks(pdfs: list[bytes]) -> None:
         return n
 
     def with_pypdf(data: bytes) -> int:
+        import pypdf  # not a prepflow dependency: pip install pypdf to compare
+
         return sum(len(p.extract_text() or "") for p in pypdf.PdfReader(io.BytesIO(data)).pages)
 
     def with_pdfplumber(data: bytes) -> int:
