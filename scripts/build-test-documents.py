@@ -1,5 +1,6 @@
 """Rebuild the real test documents in tests/data/documents from Debian packages (run once, as root).
 
+    .venv/bin/pip install pypdf cryptography   # not prepflow dependencies
     .venv/bin/python scripts/build-test-documents.py
 
 Downloads the packages with ``apt-get download`` (no install), unpacks them into a temporary
