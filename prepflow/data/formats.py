@@ -14,10 +14,9 @@ from fsspec.compression import compr
 
 from prepflow.core.errors import ConfigError, PrepflowError
 
-FORMATS = ("jsonl", "json", "parquet", "csv", "hf", "txt")
-"""Every format name accepted by ``open_input(format=...)``; all but ``txt`` (plain text lines,
-input only) are accepted by ``write_output(format=...)`` too."""
-INPUT_ONLY = ("txt",)
+FORMATS = ("jsonl", "json", "parquet", "csv", "hf", "txt", "documents")
+"""Every format name accepted by ``open_input(format=...)``; all but :data:`READ_ONLY` by
+``write_output(format=...)`` too."""
 
 _EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -32,6 +31,7 @@ _EXTENSIONS = {
 _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 _CODEC_PACKAGES = {"zstd": "zstandard"}
 _UNCOMPRESSIBLE = {"parquet", "hf"}  # formats with their own internal compression
+READ_ONLY = {"txt", "documents"}  # input formats with no writer (txt: a row per line)
 
 HF_MARKERS = ("state.json", "dataset_info.json")
 """Files that mark a directory written by ``datasets.Dataset.save_to_disk``."""
@@ -59,12 +59,18 @@ def file_kind(path: str) -> FileKind:
 
 
 def check_format(
-    fmt: str, compression: str | None = None, error: type[PrepflowError] = ConfigError
+    fmt: str,
+    compression: str | None = None,
+    error: type[PrepflowError] = ConfigError,
+    *,
+    reading: bool = False,
 ) -> None:
     """Raise ``error`` for an unknown format, a compression the format cannot take, or a codec
     whose package is missing (before any work, rather than at the first read or write)."""
     if fmt not in FORMATS:
         raise error(f"unknown data format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt in READ_ONLY and not reading:
+        raise error(f"format {fmt!r} is an input format only; write jsonl, parquet, csv or hf")
     if compression and fmt in _UNCOMPRESSIBLE:
         raise error(f"format {fmt!r} cannot be wrapped in {compression} compression")
     if compression and compression not in compr:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import InputError, PrepflowError
+from prepflow.data.documents import document_root, document_table, named_format
 from prepflow.data.formats import (
     HF_DICT_MARKER,
     HF_MARKERS,
@@ -74,6 +75,8 @@ class Source:
                 with _reading(path), self._open(path) as f:
                     total += pq.ParquetFile(f).metadata.num_rows
             return total
+        if self.format == "documents":
+            return len(self.paths)
         size = sum(self.fs.info(p).get("size") or 0 for p in self.paths)
         with _reading(self.paths[0]), self._open(self.paths[0]) as f:
             sample = f.read(_SAMPLE_BYTES)
@@ -111,8 +114,14 @@ class Source:
                 yield from read_parquet(f, path)
             elif self.format == "txt":
                 yield from read_lines(f, path, on_bad, block_bytes)
+            elif self.format == "documents":
+                yield document_table(path, f.read(), self._document_root)
             else:
                 yield from read_arrow_stream(f, path)
+
+    @functools.cached_property
+    def _document_root(self) -> str:
+        return document_root(self.paths)
 
     def _open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         return self.fs.open(path, "rb", compression=file_kind(path).compression)
@@ -184,13 +193,16 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
     """Resolve a file, directory of shards, glob or fsspec URL to a Source.
 
     The format comes from the file extensions (``.jsonl``/``.ndjson``, ``.json``, ``.parquet``,
-    ``.csv``/``.tsv``, ``.txt`` (a row per non-blank line), each optionally ``.gz``/``.bz2``/``.xz``/``.zst``) or from a directory
-    written by ``datasets``' ``save_to_disk``; ``format`` overrides the extensions. In a
+    ``.csv``/``.tsv``, ``.txt`` (a row per non-blank line), each optionally
+    ``.gz``/``.bz2``/``.xz``/``.zst``; documents: ``.pdf``, ``.html``, ``.docx``, ``.epub``,
+    ``.md``) or from a directory written by ``datasets``' ``save_to_disk``; ``format`` overrides
+    the extensions (``documents`` reads any file as one document row, see
+    ``prepflow.data.documents``). In a
     directory, files and folders whose names start with ``.`` or ``_`` are ignored.
     """
     url = os.fspath(path)
     if format is not None:
-        check_format(format, error=InputError)
+        check_format(format, error=InputError, reading=True)
     fs, root = fsspec.core.url_to_fs(url)
     if any(c in root for c in "*?["):
         found = fs.glob(root, detail=True)
@@ -216,7 +228,7 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
     shown = _shown(fs, files)
     fmt = format or _common_format(shown, url)
     for p in shown:
-        check_format(fmt, file_kind(p).compression, error=InputError)
+        check_format(fmt, file_kind(p).compression, error=InputError, reading=True)
     return Source(fs, shown, fmt)
 
 
@@ -232,6 +244,9 @@ def _shown(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[str]:
 
 
 def _common_format(paths: list[str], url: str) -> str:
+    data = [p for p in paths if file_kind(p).format not in (None, "txt")]
+    if any(map(named_format, paths)) and not data:
+        return "documents"  # a folder of documents: stray files become failure records
     formats: dict[str, str] = {}
     for p in paths:
         fmt = file_kind(p).format

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import ConfigError
-from prepflow.data.formats import INPUT_ONLY, check_format, file_kind
+from prepflow.data.formats import check_format, file_kind
 from prepflow.data.schema import conform, json_text, unify_schemas
 
 _READ_ROWS = 65536  # rows per batch read back from a shard
@@ -90,8 +90,6 @@ def output_format(url: str, format: str | None = None) -> str:
             "or pass format="
         )
     check_format(fmt, file_kind(url).compression)
-    if fmt in INPUT_ONLY:
-        raise ConfigError(f"cannot write {url!r}: {fmt} is an input format only")
     return fmt
 
 

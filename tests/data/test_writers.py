@@ -133,7 +133,7 @@ def test_output_format_errors(tmp_path):
     parts = shards(tmp_path, pa.Table.from_pylist(ROWS))
     with pytest.raises(ConfigError, match=r"cannot tell the output format of .*out\.xml"):
         write_output(parts, tmp_path / "out.xml")
-    with pytest.raises(ConfigError, match=r"txt is an input format only"):
+    with pytest.raises(ConfigError, match=r"format 'txt' is an input format only"):
         write_output(parts, tmp_path / "out.txt")
     with pytest.raises(ConfigError, match=r"format 'parquet' cannot be wrapped in gzip"):
         write_output(parts, tmp_path / "out.parquet.gz")
