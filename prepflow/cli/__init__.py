@@ -170,6 +170,13 @@ def run(
         float | None,
         typer.Option(help="Stop (resumably) once this run has spent this many USD (needs prices)."),
     ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Write the output for fine-tuning: alpaca, sharegpt, chat, llamafactory or hf.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline; re-running the same command resumes where it stopped."""
     from prepflow.core.errors import BudgetExceeded, PrepflowError
@@ -194,6 +201,7 @@ def run(
             limit=limit,
             max_requests=max_requests,
             max_cost=max_cost,
+            export_format=format_,
         )
     except RunInterrupted as e:
         _fail(str(e), code=e.exit_code)
@@ -344,6 +352,53 @@ def retry(
     _print_summary(rep)
     if not rep.ok:
         _fail("\n".join(rep.problems), code=1)
+
+
+@app.command()
+def export(
+    run_dir: Path,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="alpaca, sharegpt, chat, llamafactory or hf.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File (alpaca, sharegpt, chat) or directory.")
+    ],
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="FIELD=COLUMN (repeatable): instruction, input, output, system, messages, "
+            "tools, system_prompt (a text).",
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option(help="The dataset's name (llamafactory).")] = "prepflow",
+    on_error: Annotated[
+        str, typer.Option(help="'stop' at the first row that cannot map, or 'skip' and list it.")
+    ] = "stop",
+) -> None:
+    """Export a finished run's output to a fine-tuning format (nothing is overwritten)."""
+    from prepflow.core.errors import PrepflowError
+    from prepflow.data.export import ColumnMap
+    from prepflow.data.export import export as export_rows
+    from prepflow.data.runstore import final_shards, read_shard
+
+    try:
+        mapping = dict(item.split("=", 1) for item in map_ or [] if "=" in item)
+        if len(mapping) != len(map_ or []):
+            raise _usage("--map takes FIELD=COLUMN")
+        if on_error not in ("stop", "skip"):
+            raise _usage(f"--on-error must be 'stop' or 'skip', not {on_error!r}")
+        shards = final_shards(run_dir)
+        tables = ((str(p.relative_to(run_dir)), read_shard(p)) for p in shards)
+        report = export_rows(
+            tables, format, output, columns=ColumnMap.parse(mapping), name=name,
+            on_error=on_error,  # type: ignore[arg-type]
+        )  # fmt: skip
+    except PrepflowError as e:
+        _fail(f"error: {e}")
+    typer.echo(f"{report.rows:,} rows -> {', '.join(map(str, report.files))} ({format})")
+    for skipped in report.skipped:
+        typer.secho(f"skipped: {skipped}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

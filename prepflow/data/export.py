@@ -404,7 +404,13 @@ def _write_hf(records: Iterable[dict[str, Any]], directory: Path) -> int:
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        datasets.Dataset.from_list(rows, features=schema).save_to_disk(str(tmp))
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bar()  # the caller reports what was written
+        try:
+            datasets.Dataset.from_list(rows, features=schema).save_to_disk(str(tmp))
+        finally:
+            if bars:
+                datasets.enable_progress_bar()
         if directory.exists():
             directory.rmdir()  # empty (checked above)
         os.replace(tmp, directory)

@@ -348,6 +348,18 @@ def read_invocation(run_dir: Path) -> dict[str, Any]:
         raise RunDirectoryError(f"{run_json}: not valid JSON ({e})") from None
 
 
+def final_shards(run_dir: Path) -> list[Path]:
+    """The last step's shard files of a finished run, in order (from its manifest)."""
+    manifest = run_dir / "manifest.json"
+    if not manifest.is_file():
+        raise RunDirectoryError(f"{run_dir}: no manifest.json: the run has not finished")
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    last = data["steps"][-1]
+    if last["status"] != "done":
+        raise RunDirectoryError(f"{run_dir}: step {last['name']!r} has not finished")
+    return [run_dir / s["file"] for s in last["shards"]]
+
+
 def is_run_directory(path: Path) -> bool:
     return (path / MARKER).is_file()
 

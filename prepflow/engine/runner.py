@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import glob
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from prepflow.core.columns import schema_of
 from prepflow.core.errors import BudgetExceeded, ConfigError, PrepflowError
 from prepflow.core.registry import registry
 from prepflow.data import journal
+from prepflow.data.export import EXPORT_FORMATS, export
 from prepflow.data.guard import check_outputs_spare_input
 from prepflow.data.readers import HeadSource, open_input
 from prepflow.data.runstore import (
@@ -36,6 +38,7 @@ from prepflow.data.runstore import (
     is_run_directory,
     read_invocation,
     read_records,
+    read_shard,
 )
 from prepflow.data.writers import check_output, remove_stale_temps, write_output
 from prepflow.engine import executors
@@ -112,6 +115,7 @@ class _Run:
     serving: ServingConfig | None
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)
     estimate: Estimate | None = None  # of the LLM work, for the report to compare
+    export_format: str | None = None  # a fine-tuning format for the output (data.export)
 
 
 def run_pipeline(
@@ -132,6 +136,7 @@ def run_pipeline(
     max_requests: int | None = None,
     max_cost: float | None = None,
     limit: int | None = None,
+    export_format: str | None = None,
 ) -> RunReport:
     """Run ``spec`` on ``input`` into ``output``; an existing ``run_dir`` is resumed.
 
@@ -141,12 +146,14 @@ def run_pipeline(
     past them the run stops with :class:`BudgetExceeded`, keeping what finished (resumable).
     ``limit``: run on the first ``limit`` rows only, in the run directory ``<run_dir>-limit<N>``
     (a look at real output before the full run, which then reuses its cached LLM answers).
+    ``export_format`` (alpaca, sharegpt, chat, llamafactory, hf) writes ``output`` in a
+    fine-tuning format instead of the format its name says (:mod:`prepflow.data.export`).
     """
     t0 = time.perf_counter()
     check_quarantine_policy(on_bad_input)
     if overrides:
         spec.apply_overrides(overrides)
-    run = _prepare(spec, input, output, run_dir, shard_rows, executor, limit)
+    run = _prepare(spec, input, output, run_dir, shard_rows, executor, limit, export_format)
     run.budget = {"max_requests": max_requests, "max_cost_usd": max_cost}
     if max_cost is not None and (run.serving is None or not run.serving.prices):
         raise ConfigError("--max-cost needs prices: set serving.prices (USD per 1M tokens)")
@@ -198,11 +205,17 @@ def _prepare(
     shard_rows: int | None,
     executor: str,
     limit: int | None = None,
+    export_format: str | None = None,
 ) -> _Run:
     """Every check that can fail before anything is written: output and input paths, the
     executor, the input's schema against the pipeline (compile), the serving section."""
     input_url, output_url = os.fspath(input), os.fspath(output)  # a trailing / is meaningful
-    check_output(output_url)
+    if export_format is None:
+        check_output(output_url)
+    elif export_format not in EXPORT_FORMATS:
+        raise ConfigError(
+            f"--format {export_format!r}: expected one of {', '.join(EXPORT_FORMATS)}"
+        )
     executors.get(executor)
     source = open_input(input_url)
     run_path = Path(run_dir) if run_dir else Path("runs") / spec.name
@@ -231,6 +244,7 @@ def _prepare(
     run = _Run(
         spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, serving
     )
+    run.export_format = export_format
     if serving is not None:
         sample = next(source.iter_batches(ESTIMATE_SAMPLE_ROWS)).to_pylist()
         run.estimate = estimate(plan, source.estimate_rows(), sample, serving)
@@ -432,12 +446,34 @@ def _write_output(
         and out_path.stat().st_mtime == prev.get("mtime")
     ):
         return int(prev["rows"])
-    rows = write_output(execution.final_shards, output)
-    written = {"path": output, "fingerprint": final_fp, "shards": execution.n_shards, "rows": rows}
+    if run.export_format is None:
+        rows = write_output(execution.final_shards, output)
+    else:
+        rows = _export_output(execution, run, prev)
+    written = {
+        "path": output,
+        "fingerprint": final_fp,
+        "shards": execution.n_shards,
+        "rows": rows,
+        "format": run.export_format,
+    }
     if out_path is not None:
         written |= {"size": out_path.stat().st_size, "mtime": out_path.stat().st_mtime}
     store.write_json("run.json", {**invocation, "output_written": written})
     return rows
+
+
+def _export_output(execution: Execution, run: _Run, prev: dict[str, Any]) -> int:
+    """The output in a fine-tuning format. An output this run wrote before (run.json says so)
+    is replaced; anything else at that path is refused by the export, never overwritten."""
+    path = Path(run.output)
+    if prev.get("path") == run.output and prev.get("format") == run.export_format:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    tables = ((p.name, read_shard(p)) for p in execution.final_shards)
+    return export(tables, str(run.export_format), path, name=run.spec.name).rows
 
 
 def _progress_mode(progress: bool | None) -> str:
