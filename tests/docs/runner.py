@@ -140,7 +140,7 @@ def _serving(block: Block) -> Iterator[str | None]:
     if "llm" not in block.flags:
         yield None
         return
-    with ScriptedServer(answer) as server:
+    with ScriptedServer(answer, model="my-model") as server:  # the model the docs name
         yield server.url
         if server.responder_errors:
             raise BlockFailed(f"{block.where}: the test server failed: {server.responder_errors}")
