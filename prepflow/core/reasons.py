@@ -18,11 +18,15 @@ import re
 from dataclasses import dataclass
 
 _MEASURED = re.compile(
-    r"^(?P<rule>[^:;]+?):\s*(?P<measure>[\w.\[\]]+)=(?P<value>[-+\w.]+)\s*"
+    r"^(?:(?P<rule>[^:;=]+?):\s*)?(?P<measure>[\w.\[\]]+)=(?P<value>[-+\w.]+)\s*"
     r"(?P<op><=|>=|<|>|==|!=)\s*(?P<threshold>[^;]+?)\s*(?:;.*)?$",
     re.S,
 )
-#: numbers masked when grouping unstructured reasons; digits inside names ("c4") are kept
+#: what varies between rows of one unstructured rule, masked when grouping: a row id
+#: ("duplicate of _id 12") and numbers in parentheses ("(est. jaccard 0.93)"); numbers that are
+#: part of the rule itself ("len(text) >= 10") are kept
+_ROW_ID = re.compile(r"(?<=_id )\d+")
+_IN_PARENS = re.compile(r"\([^()]*\d[^()]*\)")
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![A-Za-z_\d])")
 
 
@@ -39,13 +43,15 @@ def parse_reason(reason: str) -> Reason:
     m = _MEASURED.match(reason)
     if m is None:
         head = reason.split(";", 1)[0].strip()
-        return Reason(_NUMBER.sub("N", head), head.split(":", 1)[0].strip())
+        key = _IN_PARENS.sub(lambda p: _NUMBER.sub("N", p.group()), _ROW_ID.sub("N", head))
+        return Reason(key, head.split(":", 1)[0].strip())
     try:
         value: float | None = float(m["value"])
     except ValueError:
         value = None
-    key = f"{m['rule']}: {m['measure']} {m['op']} {m['threshold']}"
-    return Reason(key, m["rule"], value)
+    rule = m["rule"] or m["measure"]
+    key = f"{m['measure']} {m['op']} {m['threshold']}"
+    return Reason(f"{m['rule']}: {key}" if m["rule"] else key, rule, value)
 
 
 def reason_key(reason: str) -> str:

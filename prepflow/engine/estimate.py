@@ -92,6 +92,9 @@ def estimate(
             continue
         prompt = e.get("prompt_tokens", e.get("prompt_tokens_min", 0))
         completion = e.get("completion_tokens_max")
+        default_max = serving.generation.get("max_tokens") if serving is not None else None
+        if completion is None and default_max:
+            completion = e["requests"] * int(default_max)
         if completion is None and measured is not None:
             completion = round(e["requests"] * measured.completion_tokens)
         out.steps.append(

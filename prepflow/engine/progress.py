@@ -66,6 +66,8 @@ class RunProgress:
         )
         self.stream = stream or sys.stderr
         self.t0 = time.monotonic()
+        if len(self.steps) > 1:
+            self.steps[1].started = self.t0  # the first step can start at once
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_line = 0.0
@@ -93,13 +95,18 @@ class RunProgress:
                 if isinstance(event, journal.ShardResumed):
                     s.resumed_rows += event.stats["rows_in"]
                 else:
-                    s.started = s.started or time.monotonic()
+                    self._feeds(event.step)
             elif isinstance(event, journal.RowsDone):
                 s = self.steps[event.step]
                 s.live[event.shard] = s.live.get(event.shard, 0) + event.rows
-                s.started = s.started or time.monotonic()
+                self._feeds(event.step)
             elif isinstance(event, journal.InputRead):
                 self.input_rows, self.n_shards = event.rows, event.shards
+
+    def _feeds(self, index: int) -> None:
+        """Step ``index`` gave rows: the next step has work from now on (its rate's clock)."""
+        if index + 1 < len(self.steps) and self.steps[index + 1].started is None:
+            self.steps[index + 1].started = time.monotonic()
 
     def message(self, text: str) -> None:
         """A status line (a local model loading) printed above the progress."""
@@ -137,7 +144,7 @@ class RunProgress:
         total, exact = self.total(index)
         shown = "?" if total is None else f"{'' if exact else '~'}{total:,}"
         parts = [f"{s.done:,}/{shown} rows"]
-        if index:
+        if index and s.shards:  # known once a shard of it is committed
             parts.append(f"kept {s.kept:,} dropped {s.dropped:,}")
         if s.resumed_rows:
             parts.append(f"{s.resumed_rows:,} resumed")
@@ -146,7 +153,7 @@ class RunProgress:
         computed = s.done - s.resumed_rows
         if s.started is not None and computed and now > s.started:
             rate = computed / (now - s.started)
-            parts.append(f"{rate:,.0f} rows/s")
+            parts.append(f"{rate:,.0f} rows/s" if rate >= 10 else f"{rate:.2g} rows/s")
             if total is not None and total > s.done and rate > 0:
                 parts.append(f"ETA {_duration((total - s.done) / rate)}")
         return f"{s.label}: " + ", ".join(parts)

@@ -124,11 +124,12 @@ def _llm_lines(llm: dict[str, Any], estimate: dict[str, Any] | None) -> list[str
             return "?"
         return f"${value:,.4f}" if money else f"{value:,}"
 
+    asked = llm or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}  # all resumed
     rows = [
-        ("requests", llm.get("requests"), est.get("requests"), False),
-        ("prompt tokens", llm.get("prompt_tokens"), est.get("prompt_tokens"), False),
-        ("completion tokens", llm.get("completion_tokens"), est.get("completion_tokens"), False),
-        ("cost", llm.get("cost_usd"), est.get("cost_usd"), True),
+        ("requests", asked.get("requests"), est.get("requests"), False),
+        ("prompt tokens", asked.get("prompt_tokens"), est.get("prompt_tokens"), False),
+        ("completion tokens", asked.get("completion_tokens"), est.get("completion_tokens"), False),
+        ("cost", asked.get("cost_usd"), est.get("cost_usd"), True),
     ]
     for name, actual, estimated, money in rows:
         lines.append(f"| {name} | {cell(actual, money)} | {cell(estimated, money)} |")

@@ -69,7 +69,7 @@ def test_run_produces_expected_rows_and_report(tmp_path: Path, small_input: Path
     assert rep.ok and rep.input_rows == 1000 and rep.output_rows == len(expected)
     last = rep.steps[-1]
     assert last["dropped"] == 1000 - len(expected)
-    assert last["drop_reasons"] == {"length=N < N": 1000 - len(expected)}
+    assert last["drop_reasons"] == {"length < 10": 1000 - len(expected)}
     md = (tmp_path / "run" / "report.md").read_text()
     assert "| 3 | min_len | TMinLength | 1,000 |" in md
 
