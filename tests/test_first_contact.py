@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from prepflow.testing import ScriptedServer
+from tests.helpers import prepflow
 
 PLANTED = """\
 name: planted
@@ -37,13 +38,6 @@ class NeedsPackage(FilterOperator):
     def keep(self, batch):
         raise NotImplementedError
 '''
-
-
-def prepflow(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "prepflow.cli", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 def free_port() -> int:

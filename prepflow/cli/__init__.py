@@ -50,6 +50,19 @@ SetOpt = Annotated[
 ]
 
 
+BackendOpt = Annotated[
+    str | None, typer.Option(help="Serving backend override: llamacpp, openai, vllm, sglang.")
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(help="OpenAI-compatible endpoint (key from PREPFLOW_API_KEY or OPENAI_API_KEY)."),
+]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name, catalog short name or GGUF path.")]
+ProgressOpt = Annotated[
+    bool | None, typer.Option(help="Live progress (default: on a terminal; plain lines elsewhere).")
+]
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -136,21 +149,10 @@ def run(
     max_failure_rate: Annotated[
         float, typer.Option(help="Exit non-zero when a step fails more rows than this.")
     ] = 0.1,
-    backend: Annotated[
-        str | None, typer.Option(help="Serving backend override: llamacpp, openai, vllm, sglang.")
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            help="OpenAI-compatible endpoint (key from PREPFLOW_API_KEY or OPENAI_API_KEY)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name, catalog short name or GGUF path.")
-    ] = None,
-    progress: Annotated[
-        bool | None, typer.Option(help="Live progress bars (default: on a terminal).")
-    ] = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    progress: ProgressOpt = None,
     executor: Annotated[
         str, typer.Option(help="Where the steps run: local (this machine, the default).")
     ] = "local",
@@ -252,9 +254,9 @@ def plan(
             "a local model is started for it."
         ),
     ] = 0,
-    backend: Annotated[str | None, typer.Option(help="Serving backend override.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name or catalog short name.")] = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
 ) -> None:
     """Estimate what a run would ask the model: requests, tokens, cost (priced) and time
     (measured), before spending anything."""
@@ -316,21 +318,10 @@ def report(
 def retry(
     run_dir: Path,
     workers: int = 0,
-    backend: Annotated[
-        str | None, typer.Option(help="Serving backend override: llamacpp, openai, vllm, sglang.")
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            help="OpenAI-compatible endpoint (key from PREPFLOW_API_KEY or OPENAI_API_KEY)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name, catalog short name or GGUF path.")
-    ] = None,
-    progress: Annotated[
-        bool | None, typer.Option(help="Live progress bars (default: on a terminal).")
-    ] = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    progress: ProgressOpt = None,
 ) -> None:
     """Re-run only the rows that failed in a finished run (cached LLM answers are free)."""
     from prepflow.core.errors import PrepflowError

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
 
+from tests.helpers import prepflow
+
 PIPELINE = "name: qa\nsteps:\n  - {op: ExpressionFilter, params: {expr: \"answer != ''\"}}\n"
-
-
-def prepflow(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "prepflow.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def setup(tmp_path: Path) -> Path:
@@ -33,19 +23,19 @@ def setup(tmp_path: Path) -> Path:
 def test_export_of_a_finished_run_in_every_format(tmp_path: Path):
     work = setup(tmp_path)
     assert (
-        prepflow(work, "run", "p.yaml", "--input", "in.jsonl", "--output", "o.jsonl").returncode
+        prepflow("run", "p.yaml", "--input", "in.jsonl", "--output", "o.jsonl", cwd=work).returncode
         == 0
     )
-    done = prepflow(work, "export", "runs/qa", "--format", "alpaca", "--output", "a.jsonl")
+    done = prepflow("export", "runs/qa", "--format", "alpaca", "--output", "a.jsonl", cwd=work)
     assert done.returncode == 0, done.stderr
     first = json.loads((work / "a.jsonl").read_text().splitlines()[0])
     assert first == {"instruction": "What is 0 + 0?", "input": "", "output": "0"}
-    assert prepflow(work, "export", "runs/qa", "-f", "hf", "-o", "ds").returncode == 0
+    assert prepflow("export", "runs/qa", "-f", "hf", "-o", "ds", cwd=work).returncode == 0
     assert datasets.load_from_disk(str(work / "ds"))[0]["messages"][1]["content"] == "0"
-    again = prepflow(work, "export", "runs/qa", "--format", "alpaca", "--output", "a.jsonl")
+    again = prepflow("export", "runs/qa", "--format", "alpaca", "--output", "a.jsonl", cwd=work)
     assert again.returncode == 2 and "exports never overwrite" in again.stderr
     mapped = prepflow(
-        work, "export", "runs/qa", "-f", "chat", "-o", "c.jsonl", "--map", "output=question"
+        "export", "runs/qa", "-f", "chat", "-o", "c.jsonl", "--map", "output=question", cwd=work
     )
     assert mapped.returncode == 0, mapped.stderr
 
@@ -54,12 +44,12 @@ def test_run_with_a_fine_tuning_format_replaces_only_its_own_output(tmp_path: Pa
     work = setup(tmp_path)
     args = ["run", "p.yaml", "--input", "in.jsonl", "--output", "lf", "--format", "llamafactory"]
     for _ in range(2):  # the second run replaces the directory it wrote
-        done = prepflow(work, *args)
+        done = prepflow(*args, cwd=work)
         assert done.returncode == 0, done.stderr
     info = json.loads((work / "lf" / "dataset_info.json").read_text())
     assert info["qa"]["file_name"] == "qa.json"
     assert len(json.loads((work / "lf" / "qa.json").read_text())) == 8
     (work / "theirs.jsonl").write_text("not prepflow's\n")
-    done = prepflow(work, "run", "p.yaml", "--input", "in.jsonl", "--output", "theirs.jsonl",
-                    "--format", "alpaca", "--run-dir", "r2")  # fmt: skip
+    done = prepflow("run", "p.yaml", "--input", "in.jsonl", "--output", "theirs.jsonl",
+                    "--format", "alpaca", "--run-dir", "r2", cwd=work)  # fmt: skip
     assert done.returncode == 2 and (work / "theirs.jsonl").read_text() == "not prepflow's\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prepflow.data import journal
+from tests.helpers import prepflow
 
 TESTOPS = Path(__file__).resolve().parents[1] / "engine" / "testops.py"
 
@@ -28,21 +29,12 @@ def slow_pipeline(path: Path, sleep_s: float = 0.1) -> Path:
     return path
 
 
+cli = prepflow  # the real CLI in a subprocess
+
+
 def write_rows(path: Path, n: int, text: str = "row") -> Path:
     path.write_text("".join(json.dumps({"text": f"{text} {i}"}) + "\n" for i in range(n)))
     return path
-
-
-def cli(*args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
-    """``prepflow ARGS`` through its real entry point; returns the completed process."""
-    return subprocess.run(
-        [sys.executable, "-m", "prepflow.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def start(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
