@@ -23,9 +23,10 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from prepflow.engine.steprun import (
     stats_of,
     write_result,
 )
+from prepflow.sandbox.sql import open_database
 
 #: Estimated input rows from which CPU-heavy steps run in worker processes (when there are
 #: several workers and shards); a default shard's worth.
@@ -73,6 +75,24 @@ class RunContext:
 
     run_dir: Path
     serving: Any = None
+    _databases: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # text2sql (marked change, to move into the engine's new run context): databases opened
+    # read-only on first use, shared by the steps of this process, closed when the run ends
+    def database(self, source: str, db_id: str | None = None) -> Any:
+        """A database by path or URL (see :func:`prepflow.sandbox.sql.open_database`)."""
+        key = (str(source), db_id)
+        with self._lock:
+            if key not in self._databases:
+                self._databases[key] = open_database(source, db_id)
+            return self._databases[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._databases.values():
+                db.close()
+            self._databases.clear()
 
 
 # ---- worker side ------------------------------------------------------------------------------
