@@ -233,7 +233,8 @@ def test_text2sql_eval_on_the_embedded_model(chinook: Path, tmp_path: Path) -> N
     ]
     rows = [{**r, "database": str(chinook)} for r in rows]
     spec = yaml.safe_load((PIPELINES / "text2sql-eval.yaml").read_text())
-    spec["steps"][0]["params"]["generation"]["max_tokens"] = 96
+    spec["steps"][0]["params"]["generation"]["max_tokens"] = 64
+    spec["steps"][0]["params"]["max_tables"] = 2  # a short prompt: the linked tables only
     out = tmp_path / "out.jsonl"
     report = run_pipeline(
         load_yaml(yaml.safe_dump(spec)),
@@ -249,4 +250,4 @@ def test_text2sql_eval_on_the_embedded_model(chinook: Path, tmp_path: Path) -> N
         r["reason"] in ("", "pred error", "different rows", "different order", "timeout", "limit")
         for r in result
     )
-    assert sum(r["correct"] for r in result) >= 1  # the first two are trivial even for 0.5B
+    assert sum(r["correct"] for r in result) >= 1  # trivial questions, even for 0.5B
