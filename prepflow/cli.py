@@ -31,11 +31,13 @@ def _collect_from_here() -> None:
 
 def _mount_subcommands() -> None:
     """Sub-apps of other layers; their modules import only typer at the top, so this stays fast."""
+    from prepflow.evals.cli import eval_app
     from prepflow.operators.text.cli import lm_app
     from prepflow.serving.cli import models_app
 
     app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
     app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
+    app.add_typer(eval_app, name="eval", help="Evaluate model outputs on benchmarks.")
 
 
 _mount_subcommands()
