@@ -65,6 +65,11 @@ class Verdict:
 def _key(v: Any) -> tuple:
     """A hashable canonical form: numbers rounded to 6 significant digits (the close-compare
     below settles rounding boundaries)."""
+    t = type(v)
+    if t is str:
+        return ("s", v)
+    if t is int:
+        return ("n", v)
     if v is None:
         return ("",)
     if isinstance(v, bool):
@@ -110,11 +115,19 @@ def _sort_key(row: Sequence[Any]) -> tuple:
     return tuple(_key(v) for v in row)
 
 
-def same_multiset(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]]) -> bool:
-    """Equal as multisets of rows, numbers compared closely."""
+def same_multiset(
+    a: Sequence[Sequence[Any]],
+    b: Sequence[Sequence[Any]],
+    a_keys: Sequence[tuple] | None = None,
+    b_keys: Sequence[tuple] | None = None,
+) -> bool:
+    """Equal as multisets of rows, numbers compared closely (``*_keys``: the rows' ``_sort_key``
+    when already computed)."""
     if len(a) != len(b):
         return False
-    if Counter(map(_sort_key, a)) == Counter(map(_sort_key, b)):
+    ak = a_keys if a_keys is not None else list(map(_sort_key, a))
+    bk = b_keys if b_keys is not None else list(map(_sort_key, b))
+    if Counter(ak) == Counter(bk):
         return True
     if not (_has_float(a) or _has_float(b)):
         return False
@@ -142,12 +155,15 @@ def _groups(keys: Sequence[tuple]) -> list[tuple[int, int]]:
     return list(pairwise([*bounds, len(keys)]))
 
 
-def _pairings(gold: list[list[Any]], pred: list[list[Any]]) -> list[list[int]]:
-    """For each gold column, the predicted columns whose values are the same multiset."""
-    pred_keys = [Counter(map(_key, col)) for col in pred]
+def _pairings(
+    gold: list[list[Any]], pred: list[list[Any]], gold_k: list[tuple], pred_k: list[tuple]
+) -> list[list[int]]:
+    """For each gold column, the predicted columns whose values are the same multiset
+    (``*_k``: the columns' keys)."""
+    pred_keys = [Counter(col) for col in pred_k]
     out = []
-    for col in gold:
-        want = Counter(map(_key, col))
+    for col, col_k in zip(gold, gold_k, strict=True):
+        want = Counter(col_k)
         exact = [j for j, have in enumerate(pred_keys) if have == want]
         if not exact and any(isinstance(v, float) for v in col):
             exact = [
@@ -239,6 +255,8 @@ def compare_rows(
         )
     if not gold_rows:
         return Verdict(True)
+    gold_keyed = [tuple(map(_key, r)) for r in gold_rows]
+    pred_keyed = [tuple(map(_key, r)) for r in pred_rows]
     groups = [(0, len(gold_rows))]
     if order.ordered:
         if gold_keys is None and order.key_columns is not None:
@@ -254,7 +272,9 @@ def compare_rows(
     if fixed:
         gold_t = [list(c) for c in zip(*gold_rows[:fixed], strict=True)]
         pred_t = [list(c) for c in zip(*pred_rows[:fixed], strict=True)]
-        candidates = _pairings(gold_t, pred_t)
+        gold_kt = list(zip(*gold_keyed[:fixed], strict=True))
+        pred_kt = list(zip(*pred_keyed[:fixed], strict=True))
+        candidates = _pairings(gold_t, pred_t, gold_kt, pred_kt)
     else:
         candidates = [list(range(p_cols))] * g_cols
     if missing := [i for i, c in enumerate(candidates) if not c]:
@@ -268,13 +288,14 @@ def compare_rows(
         if tried >= MAX_PAIRINGS:
             return Verdict(False, DIFFERENT_ROWS, f"gave up after {MAX_PAIRINGS} column pairings")
         pred = [tuple(row[j] for j in mapping) for row in pred_rows]
+        pred_k = [tuple(row[j] for j in mapping) for row in pred_keyed]
         if not order.ordered:
-            if same_multiset(gold_rows, pred):
+            if same_multiset(gold_rows, pred, gold_keyed, pred_k):
                 return Verdict(True)
             continue
-        if _in_order(gold_rows, pred, groups, order.limited, tie_pool):
+        if _in_order(gold_rows, pred, gold_keyed, pred_k, groups, order.limited, tie_pool):
             return Verdict(True)
-        unordered_match = unordered_match or same_multiset(gold_rows, pred)
+        unordered_match = unordered_match or same_multiset(gold_rows, pred, gold_keyed, pred_k)
     if unordered_match:
         return Verdict(False, DIFFERENT_ORDER, "same rows in another order than the gold ORDER BY")
     return Verdict(False, DIFFERENT_ROWS, "no pairing of columns gives the gold rows")
@@ -283,13 +304,18 @@ def compare_rows(
 def _in_order(
     gold: Sequence[Sequence[Any]],
     pred: Sequence[tuple],
+    gold_k: Sequence[tuple],
+    pred_k: Sequence[tuple],
     groups: list[tuple[int, int]],
     limited: bool,
     tie_pool: Sequence[Sequence[Any]] | None,
 ) -> bool:
     for n, (start, stop) in enumerate(groups):
         last = n == len(groups) - 1
-        if same_multiset(gold[start:stop], pred[start:stop]):
+        a, b = gold_k[start:stop], pred_k[start:stop]
+        if (a == b if stop - start == 1 else False) or same_multiset(
+            gold[start:stop], pred[start:stop], a, b
+        ):
             continue
         if last and limited and tie_pool is not None and _contained(pred[start:stop], tie_pool):
             continue
