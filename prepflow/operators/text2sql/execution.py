@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.context import QueryStatus
+from prepflow.core.context import QueryResult, QueryStatus
 from prepflow.core.operator import EvaluateOperator, FilterOperator
 from prepflow.operators.text2sql._db import DB_COLUMNS, SQLGLOT, DatabaseAccess, DatabaseParams
 from prepflow.operators.text2sql.sql import _set
+
+#: Statements in flight per batch: the database layer's worker processes (2 per process by
+#: default) stay busy while this thread waits on one of them.
+PARALLEL = 4
+
+
+def checked_rows(
+    check: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]], columns: list[str]
+) -> list[Any]:
+    """``check(row)`` for every row, in order. ``check`` reads only ``columns``: rows equal on
+    them (the same query on the same database, which is read-only) are checked once, and the
+    distinct ones a few at a time."""
+    keys = [tuple(row.get(c) for c in columns) for row in rows]
+    first: dict[tuple, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    todo = list(first.values())
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        done = dict(zip(todo, pool.map(lambda i: check(rows[i]), todo), strict=True))
+    return [done[first[k]] for k in keys]
+
+
+def describe(result: QueryResult) -> str:
+    """``status: error`` of a failed statement, the status named once."""
+    error = result.error or ""
+    prefix = f"{result.status.value}: "
+    return error if error.startswith(prefix) else f"{prefix}{error}".rstrip(": ")
 
 
 class _DatabaseFilter(DatabaseAccess, FilterOperator):
@@ -24,7 +53,8 @@ class _DatabaseFilter(DatabaseAccess, FilterOperator):
         self.setup_database(ctx)
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
-        reasons = [self.problem(row) for row in batch.to_pylist()]
+        columns = [self.col(c.name) for c in self.inputs]
+        reasons = checked_rows(self.problem, batch.to_pylist(), columns)
         return pa.array([r is None for r in reasons]), pa.array(reasons, pa.string())
 
     def problem(self, row: dict[str, Any]) -> str | None:
@@ -48,7 +78,7 @@ class SQLExecutabilityFilter(_DatabaseFilter):
         result = db.execute(f"EXPLAIN {sql.strip().rstrip(';')}", timeout_s=self.params.timeout_s)
         if result.ok:
             return None
-        return f"not executable: {result.status.value}: {result.error}"
+        return f"not executable: {describe(result)}"
 
 
 class SQLExecutionFilter(_DatabaseFilter):
@@ -72,7 +102,7 @@ class SQLExecutionFilter(_DatabaseFilter):
         if result.status is QueryStatus.ROW_LIMIT:
             return f"row-limit: more than max_rows={self.params.max_rows} rows"
         if not result.ok:
-            return f"{result.status.value}: {result.error}"
+            return describe(result)
         if not result.rows and not self.params.allow_empty:
             return "empty result (allow_empty=false)"
         return None
@@ -124,12 +154,13 @@ class SQLExecutionMatch(DatabaseAccess, EvaluateOperator):
         self.setup_database(ctx)
 
     def process(self, batch: pa.Table) -> pa.Table:
-        verdicts = [
-            self.judge_for(row).judge(
+        verdicts = checked_rows(
+            lambda row: self.judge_for(row).judge(
                 row[self.col("gold_sql")] or "", row.get(self.col("pred_sql")) or ""
-            )
-            for row in batch.to_pylist()
-        ]
+            ),
+            batch.to_pylist(),
+            [self.col(c.name) for c in self.inputs],
+        )
         batch = _set(
             batch, self.col("correct"), pa.array([v.correct for v in verdicts], pa.bool_())
         )

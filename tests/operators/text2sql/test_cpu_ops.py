@@ -83,7 +83,7 @@ def test_executability_filter(chinook: Path, tmp_path: Path) -> None:
     assert r.kept.column("sql").to_pylist() == [rows[0]["sql"], rows[3]["sql"]]
     assert reasons(r) == [
         "not executable: error: no such column: nme",
-        "not executable: denied: denied: DELETE artist",
+        "not executable: denied: DELETE artist",
     ]
 
 
