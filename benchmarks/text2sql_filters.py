@@ -2,7 +2,8 @@
 
 Rows: every gold and predicted query of the labelled comparator set (tests/operators/text2sql/
 comparator_pairs.jsonl, on chinook, flights and penguins) repeated ``--repeat`` times, less the
-pathological ones. Two runs:
+pathological ones (each copy after the first with a trailing comment, so that no tool can
+skip a repeated statement). Two runs:
 
 * ``clean``: those rows. Both tools run EXPLAIN then execution; wall time, rows kept.
 * ``pathological``: the same rows plus three queries that never end or never stop growing (an
@@ -69,7 +70,8 @@ def rows(repeat: int, pathological: bool) -> list[tuple[str, str]]:
     pairs = [json.loads(line) for line in PAIRS.open()]
     slow = {p["pred"] for p in pairs if p["reason"] in ("timeout", "limit")}
     queries = [(p["db"], q) for p in pairs for q in (p["gold"], p["pred"]) if q not in slow]
-    out = queries * repeat
+    # copies differ by a trailing comment, so every row is a distinct statement for both tools
+    out = [(d, q if k == 0 else f"{q} /* copy {k} */") for k in range(repeat) for d, q in queries]
     if pathological:
         out[len(out) // 2 : len(out) // 2] = PATHOLOGICAL
     return out
