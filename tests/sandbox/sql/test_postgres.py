@@ -133,3 +133,20 @@ def test_schema_with_keys_types_and_samples(flights_pg: str) -> None:
 def test_password_never_in_repr(postgres) -> None:
     db = open_database(postgres.url().replace("admin@", "admin:s3cret@"))
     assert "s3cret" not in repr(db)
+
+
+def test_execution_judge_on_postgres(flights_pg: str) -> None:
+    from prepflow.operators.text2sql.judge import ExecutionJudge
+
+    judge = ExecutionJudge(open_database(flights_pg), timeout_s=2)
+    gold = "SELECT carrier, count(*) AS n FROM flights GROUP BY carrier ORDER BY n DESC"
+    assert judge.judge(
+        gold, "SELECT count(*), carrier FROM flights GROUP BY 2 ORDER BY 1 DESC"
+    ).correct
+    wrong = judge.judge(gold, "SELECT carrier, count(*) FROM flights GROUP BY carrier ORDER BY 2")
+    assert (wrong.correct, wrong.reason) == (False, "different order")
+    avg = judge.judge(
+        "SELECT avg(distance) FROM flights", "SELECT sum(distance) / count(*) FROM flights"
+    )
+    assert avg.correct  # numeric (Decimal) results compare as numbers
+    assert judge.judge(gold, "DELETE FROM flights").reason == "pred error"
