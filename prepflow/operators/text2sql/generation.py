@@ -129,11 +129,11 @@ class _SchemaLLM(DatabaseAccess, LLMOperator):
         self, row: dict[str, Any], question: str = "", sql: str = ""
     ) -> dict[str, Any]:
         """The template variables plus ``schema`` (linked tables when large) and ``dialect``."""
+        db = await asyncio.to_thread(self.database_for, row)
         try:
-            read = tuple(sqltools.tables_of(sql)) if sql else ()
+            read = tuple(sqltools.tables_of(sql, db.dialect)) if sql else ()
         except sqltools.SQLParseError:
             read = ()
-        db = await asyncio.to_thread(self.database_for, row)
         schema = await asyncio.to_thread(self.schema_prompt, row, question, read)
         return {**self.context(row), "schema": schema, "dialect": db.dialect}
 

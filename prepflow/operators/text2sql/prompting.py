@@ -49,7 +49,6 @@ class SchemaPromptBuilder(DatabaseAccess, GenerateOperator):
         database: str | None = Field(None, description="the database (see the text2sql guide)")
         max_tables: int = Field(12, ge=1, description="largest schema shown whole")
         samples: bool = Field(True, description="show sample values as comments")
-        dialect: str = Field("sqlite", description="sqlglot dialect of the SQL column")
 
     def setup(self, ctx: Any) -> None:
         self.setup_database(ctx)
@@ -60,7 +59,7 @@ class SchemaPromptBuilder(DatabaseAccess, GenerateOperator):
             schema = self.schema_for(row)
             sql = row.get(self.col("sql")) or ""
             try:
-                read = tuple(sqltools.tables_of(sql, self.params.dialect)) if sql else ()
+                read = tuple(sqltools.tables_of(sql, schema["dialect"])) if sql else ()
             except sqltools.SQLParseError:
                 read = ()
             tables = link_tables(
