@@ -5,8 +5,9 @@ read-only transactions.
 
 * a SQLite file (``chinook.sqlite``);
 * a directory of SQLite files (``dbs/flights.sqlite`` with ``db_id="flights"``);
-* a Spider/BIRD layout (``database/<db_id>/<db_id>.sqlite`` beside ``tables.json``; the
-  directory given may be the layout's root or its ``database/`` folder);
+* a Spider/BIRD layout (``database/<db_id>/<db_id>.sqlite`` beside ``tables.json``, or BIRD's
+  ``dev_databases/`` beside ``dev_tables.json``; the directory given may be the layout's root
+  or its databases folder);
 * a ``postgresql://`` URL.
 
 Each returned object implements :class:`prepflow.core.context.Database`: ``execute(sql,
@@ -73,10 +74,11 @@ def open_database(
         close = ", ".join(sorted(found)[:10]) or "none"
         raise ConfigError(f"no database {db_id!r} in {path}; found: {close}")
     entry = None
-    for tables in (path / "tables.json", path.parent / "tables.json"):
-        if tables.is_file():
-            entry = spider_tables(tables).get(db_id)
-            break
+    for folder in (path, path.parent):
+        for tables in sorted(
+            folder.glob("*tables.json")
+        ):  # Spider: tables.json; BIRD: dev_tables.json
+            entry = entry or spider_tables(tables).get(db_id)
     return SQLiteDatabase(found[db_id], name=db_id, limits=lim, spider_entry=entry)
 
 
@@ -90,9 +92,10 @@ def database_ids(source: str | Path) -> list[str]:
 
 def _sqlite_files(root: Path) -> dict[str, Path]:
     """db_id -> file: ``root/<id>.sqlite``, ``root/<id>/<id>.sqlite`` and, in a Spider root,
-    ``root/database/<id>/<id>.sqlite``."""
+    ``root/database/<id>/<id>.sqlite`` (BIRD: ``root/dev_databases/<id>/<id>.sqlite``)."""
     found: dict[str, Path] = {}
-    bases = [root / "database", root] if (root / "database").is_dir() else [root]
+    nested = [p for p in sorted(root.glob("*database*")) if p.is_dir()]
+    bases = [*nested, root]
     for base in bases:
         for child in sorted(base.iterdir()):
             if child.is_file() and child.suffix in SQLITE_SUFFIXES:

@@ -103,3 +103,20 @@ def test_unknown_and_bad_limits(chinook: Path) -> None:
         open_database(chinook, timeout=3)
     with pytest.raises(ConfigError, match="max_rows must be positive"):
         open_database(chinook, max_rows=0)
+
+
+def test_bird_layout(chinook: Path, tmp_path: Path) -> None:
+    (tmp_path / "dev" / "dev_databases" / "music").mkdir(parents=True)
+    shutil.copy(chinook, tmp_path / "dev" / "dev_databases" / "music" / "music.sqlite")
+    entry = {
+        "db_id": "music",
+        "table_names_original": ["album", "artist"],
+        "column_names_original": [[-1, "*"], [0, "id"], [0, "artist"], [1, "id"]],
+        "primary_keys": [1, 3],
+        "foreign_keys": [[2, 3]],
+    }
+    (tmp_path / "dev" / "dev_tables.json").write_text(json.dumps([entry]))
+    for root in (tmp_path / "dev", tmp_path / "dev" / "dev_databases"):
+        db = open_database(root, "music")
+        tables = {t["name"]: t for t in db.schema()["tables"]}
+        assert tables["album"]["foreign_keys"][0]["ref_table"] == "artist"
