@@ -72,6 +72,8 @@ def synthesize(n: int) -> dict:
     src = WORK / "db.jsonl"
     src.write_text(json.dumps({"database": str(DATA), "db_id": "baseball"}) + "\n")
     pairs, minutes_a, funnel_a = run(part_a, src, "synth-a")
+    if not pairs.read_text().strip():
+        raise SystemExit(f"no pair survived part A: {json.dumps(funnel_a, indent=1)}")
     verified, minutes_b, funnel_b = run(part_b, pairs, "synth-b")
     rows = len(verified.read_text().splitlines())
     return {

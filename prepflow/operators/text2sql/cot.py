@@ -16,7 +16,12 @@ from prepflow.core.prompts import PromptTemplate
 from prepflow.operators.text2sql import sqltools
 from prepflow.operators.text2sql._db import DB_COLUMNS, DatabaseLLMParams
 from prepflow.operators.text2sql.compare import compare_results
-from prepflow.operators.text2sql.generation import PREDICT_PROMPT, SQL_SYSTEM, _SchemaLLM
+from prepflow.operators.text2sql.generation import (
+    PREDICT_PROMPT,
+    SQL_SYSTEM,
+    _SchemaLLM,
+    reply_texts,
+)
 
 COT_PROMPT = """\
 Database schema ({{ dialect }}):
@@ -90,10 +95,10 @@ class SQLCoTGenerator(_SchemaLLM):
         ctx = await self.schema_context(row, row[self.col("question")], gold)
         seed = int(self.params.generation.get("seed", 0))
         messages = self.prompt_template.messages(**ctx)
-        replies = await asyncio.gather(
-            *(self.chat(messages, seed=seed + i) for i in range(self.params.samples))
+        replies = await reply_texts(
+            [self.chat(messages, seed=seed + i) for i in range(self.params.samples)]
         )
-        texts = [r.text.strip() for r in replies]
+        texts = [(r or "").strip() for r in replies]  # an unusable answer: no vote
         sqls = [sqltools.extract_sql(t) for t in texts]
         judge = await asyncio.to_thread(self.judge_for, row)
         results = await asyncio.gather(
@@ -205,8 +210,8 @@ class SQLModelDifficulty(_SchemaLLM):
         ctx = await self.schema_context(row, row[self.col("question")])
         seed = int(self.params.generation.get("seed", 0))
         messages = self.prompt_template.messages(**ctx)
-        replies = await asyncio.gather(
-            *(self.chat(messages, seed=seed + i) for i in range(self.params.attempts))
+        replies = await reply_texts(
+            [self.chat(messages, seed=seed + i) for i in range(self.params.attempts)]
         )
         judge = await asyncio.to_thread(self.judge_for, row)
         gold = row[self.col("sql")]
@@ -216,7 +221,7 @@ class SQLModelDifficulty(_SchemaLLM):
                 f"the gold SQL does not run: {gold_run.result.status.value}: {gold_run.result.error}"
             )
         verdicts = await asyncio.gather(
-            *(asyncio.to_thread(judge.judge, gold, sqltools.extract_sql(r.text)) for r in replies)
+            *(asyncio.to_thread(judge.judge, gold, sqltools.extract_sql(r or "")) for r in replies)
         )
         rate = sum(v.correct for v in verdicts) / len(verdicts)
         p = self.params

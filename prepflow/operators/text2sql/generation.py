@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -112,6 +113,25 @@ Write a {{ dialect }} SQL query that answers the question. Reply with only the q
 ```sql block."""
 
 
+async def reply_texts(calls: list[Awaitable[Any]]) -> list[str | None]:
+    """The texts of several answers, in order, each independent of the others: an answer the
+    model left unusable even after re-asks (cut off at the token limit) still counts when it
+    holds a complete ```sql block (small models explain after the query), and is None
+    otherwise. Serving errors (HTTP, network) propagate: the row fails and ``prepflow retry``
+    asks again."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    texts: list[str | None] = []
+    for r in results:
+        if not isinstance(r, BaseException):
+            texts.append(r.text)
+            continue
+        raw = getattr(r, "raw", None)
+        if not isinstance(r, Exception) or not isinstance(raw, str):
+            raise r
+        texts.append(raw if sqltools.fenced_sql(raw) else None)
+    return texts
+
+
 class _SchemaLLM(DatabaseAccess, LLMOperator):
     """An LLM operator that shows the row's database schema in its prompt."""
 
@@ -176,8 +196,8 @@ class SQLGenerator(_SchemaLLM):
         ctx = await self.schema_context(row)
         seed = int(self.params.generation.get("seed", 0))
         asks = [(d, i) for d in self.params.difficulties for i in range(self.params.n)]
-        replies = await asyncio.gather(
-            *(
+        replies = await reply_texts(
+            [
                 self.chat(
                     self.prompt_template.messages(
                         **{**ctx, "columns": ", ".join(self.params.columns)},
@@ -187,11 +207,11 @@ class SQLGenerator(_SchemaLLM):
                     seed=seed + i,
                 )
                 for d, i in asks
-            )
+            ]
         )
         return self.check_output(
             [
-                {"sql": sqltools.extract_sql(r.text), "target_difficulty": d}
+                {"sql": sqltools.extract_sql(r or ""), "target_difficulty": d}
                 for (d, _), r in zip(asks, replies, strict=True)
             ]
         )
@@ -240,18 +260,18 @@ class SQLVariationGenerator(_SchemaLLM):
         kinds = [
             self.params.variations[i % len(self.params.variations)] for i in range(self.params.n)
         ]
-        replies = await asyncio.gather(
-            *(
+        replies = await reply_texts(
+            [
                 self.chat(
                     self.prompt_template.messages(**ctx, instruction=VARIATIONS[k]), seed=seed + i
                 )
                 for i, k in enumerate(kinds)
-            )
+            ]
         )
         question = row.get(self.col("question")) or ""
         out = [{"sql": sql, "seed_sql": sql, "variation": "seed", "question": question}]
         out += [
-            {"sql": sqltools.extract_sql(r.text), "seed_sql": sql, "variation": k, "question": ""}
+            {"sql": sqltools.extract_sql(r or ""), "seed_sql": sql, "variation": k, "question": ""}
             for k, r in zip(kinds, replies, strict=True)
         ]
         return self.check_output(out)
@@ -359,5 +379,5 @@ class SQLPredictor(_SchemaLLM):
     async def arun_row(self, row: dict[str, Any]) -> Any:
         assert self.prompt_template is not None
         ctx = await self.schema_context(row, row[self.col("question")])
-        reply = await self.chat(self.prompt_template.messages(**ctx))
-        return self.check_output({"pred_sql": sqltools.extract_sql(reply.text)})
+        (reply,) = await reply_texts([self.chat(self.prompt_template.messages(**ctx))])
+        return self.check_output({"pred_sql": sqltools.extract_sql(reply or "")})

@@ -21,12 +21,17 @@ class SQLParseError(ValueError):
     """The SQL does not parse; the message names the line and column when sqlglot knows them."""
 
 
-def extract_sql(text: str) -> str:
-    """The SQL in a model's reply: the last fenced block, else the text from its last SELECT or
-    WITH; '' when there is none."""
+def fenced_sql(text: str) -> str:
+    """The last complete ```sql block of a reply; '' when there is none."""
     blocks = _FENCE.findall(text)
-    if blocks:
-        return blocks[-1].strip().rstrip(";").strip()
+    return blocks[-1].strip().rstrip(";").strip() if blocks else ""
+
+
+def extract_sql(text: str) -> str:
+    """The SQL in a model's reply: the last fenced block, else the text from its first SELECT or
+    WITH; '' when there is none."""
+    if fenced := fenced_sql(text):
+        return fenced
     match = list(re.finditer(r"(?is)\b(with|select)\b", text))
     if not match:
         return ""

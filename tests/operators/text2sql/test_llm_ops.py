@@ -14,7 +14,7 @@ from prepflow.operators.text2sql.generation import (
     SQLPredictor,
     SQLVariationGenerator,
 )
-from prepflow.serving.testing import ChatRequest, ScriptedServer
+from prepflow.serving.testing import ChatRequest, Reply, ScriptedServer
 
 from .conftest import TEXT2SQL_DATA, run_llm
 
@@ -186,3 +186,36 @@ def test_model_difficulty(chinook: Path, tmp_path: Path) -> None:
     assert r.kept.column("success_rate").to_pylist() == [0.5, 1.0]
     assert r.kept.column("model_difficulty").to_pylist() == ["medium", "easy"]
     assert "gold SQL does not run" in r.failed.column("_error").to_pylist()[0]
+
+
+def test_a_cut_off_answer_does_not_sink_its_siblings(chinook: Path, tmp_path: Path) -> None:
+    """Small models explain after the query until the token limit: the complete ```sql block
+    is used; an answer cut before any complete block gives '' (the parse filter drops it)."""
+
+    def responder(req: ChatRequest) -> Reply:
+        asked = next(m["content"] for m in req.messages if m["role"] == "user")  # re-asks too
+        if "Write one easy" in asked:
+            return Reply(
+                "```sql\nSELECT count(*) FROM genre\n```\nThis query counts", finish_reason="length"
+            )
+        if "Write one medium" in asked:
+            return Reply("```sql\nSELECT name FROM", finish_reason="length")
+        return Reply(block("SELECT 1"))
+
+    op = SQLGenerator(database=str(chinook), n=1, difficulties=["easy", "medium", "hard"])
+    with ScriptedServer(responder) as server:
+        r = run_llm(op, [{"db_id": None}], server, tmp_path)
+    assert r.failed is None or r.failed.num_rows == 0
+    assert r.kept.column("sql").to_pylist() == ["SELECT count(*) FROM genre", "", "SELECT 1"]
+
+
+def test_cot_samples_that_were_cut_off_do_not_vote(chinook: Path, tmp_path: Path) -> None:
+    def responder(req: ChatRequest) -> Reply:
+        if req.body.get("seed", 0) == 0:
+            return Reply("Thinking about artists and", finish_reason="length")
+        return Reply(f"Count them.\n```sql\n{GOLD}\n```")
+
+    op = SQLCoTGenerator(database=str(chinook), samples=3)
+    with ScriptedServer(responder) as server:
+        (row,) = run_llm(op, [{"question": "A?", "sql": GOLD}], server, tmp_path).kept.to_pylist()
+    assert row["cot_verified"] and row["cot_votes"] == 2 / 3 and row["cot"].startswith("Count them")
