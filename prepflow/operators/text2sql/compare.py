@@ -313,7 +313,7 @@ def _in_order(
     for n, (start, stop) in enumerate(groups):
         last = n == len(groups) - 1
         a, b = gold_k[start:stop], pred_k[start:stop]
-        if (a == b if stop - start == 1 else False) or same_multiset(
+        if (stop - start == 1 and a == b) or same_multiset(
             gold[start:stop], pred[start:stop], a, b
         ):
             continue
