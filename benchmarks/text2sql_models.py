@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,17 +38,20 @@ PIPELINES = REPO / "prepflow" / "pipelines"
 SMALL, LARGE = "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"
 
 
-def run(spec: dict, src: Path, name: str) -> tuple[Path, float, dict]:
-    out = WORK / f"{name}.jsonl"
-    start = time.perf_counter()
-    report = run_pipeline(
-        load_yaml(yaml.safe_dump(spec)),
-        input=src,
-        output=out,
-        run_dir=WORK / name,
-        progress=False,
-        max_failure_rate=1.0,
-    )
+def run(spec: dict, src: Path, name: str, reuse: bool = False) -> tuple[Path, float, dict]:
+    """Runs ``spec`` into WORK/<name>; with ``reuse``, a finished earlier run is read back."""
+    out, report_file = WORK / f"{name}.jsonl", WORK / name / "report.json"
+    if not (reuse and out.exists() and report_file.exists()):
+        run_pipeline(
+            load_yaml(yaml.safe_dump(spec)),
+            input=src,
+            output=out,
+            run_dir=WORK / name,
+            progress=False,
+            max_failure_rate=1.0,
+            fresh=True,
+        )
+    report = json.loads(report_file.read_text())
     funnel = {
         s["name"]: {
             "in": s["rows_in"],
@@ -57,12 +59,12 @@ def run(spec: dict, src: Path, name: str) -> tuple[Path, float, dict]:
             "dropped": s["drop_reasons"],
             "failed": s["failed"],
         }
-        for s in report.steps
+        for s in report["steps"]
     }
-    return out, (time.perf_counter() - start) / 60, funnel
+    return out, report["seconds"] / 60, funnel
 
 
-def synthesize(n: int) -> dict:
+def synthesize(n: int, reuse: bool) -> dict:
     spec = yaml.safe_load((PIPELINES / "text2sql-synth.yaml").read_text())
     spec["serving"] = {"backend": "llamacpp", "model": LARGE}
     spec["steps"][0]["params"]["n"] = n
@@ -71,7 +73,7 @@ def synthesize(n: int) -> dict:
     part_b = {**spec, "name": "text2sql-synth-b", "steps": spec["steps"][cut:]}
     src = WORK / "db.jsonl"
     src.write_text(json.dumps({"database": str(DATA), "db_id": "baseball"}) + "\n")
-    pairs, minutes_a, funnel_a = run(part_a, src, "synth-a")
+    pairs, minutes_a, funnel_a = run(part_a, src, "synth-a", reuse)
     if not pairs.read_text().strip():
         raise SystemExit(f"no pair survived part A: {json.dumps(funnel_a, indent=1)}")
     verified, minutes_b, funnel_b = run(part_b, pairs, "synth-b")
@@ -87,7 +89,7 @@ def synthesize(n: int) -> dict:
     }
 
 
-def evaluate(model: str) -> dict:
+def evaluate(model: str, reuse: bool) -> dict:
     pairs = WORK / "eval-input.jsonl"
     if not pairs.exists():
         with pairs.open("w") as f:
@@ -106,7 +108,7 @@ def evaluate(model: str) -> dict:
                 )
     spec = yaml.safe_load((PIPELINES / "text2sql-eval.yaml").read_text())
     spec["serving"] = {"backend": "llamacpp", "model": model}
-    out, minutes, _ = run(spec, pairs, f"eval-{model}")
+    out, minutes, _ = run(spec, pairs, f"eval-{model}", reuse)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     misses: dict[str, int] = defaultdict(int)
@@ -126,12 +128,13 @@ def evaluate(model: str) -> dict:
     }
 
 
-def main(n: int) -> dict:
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    result = {"held_back_database": "baseball", "synthesis": synthesize(n)}
+def main(n: int, reuse: bool) -> dict:
+    if not reuse:
+        shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    result = {"held_back_database": "baseball", "synthesis": synthesize(n, reuse)}
     for model in (SMALL, LARGE):
-        result[model] = evaluate(model)
+        result[model] = evaluate(model, reuse)
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores (shared)"
     return result
 
@@ -139,4 +142,10 @@ def main(n: int) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2, help="queries per difficulty to synthesize")
-    print(json.dumps(main(parser.parse_args().n), indent=2))
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read back the finished parts of the last run (part A, evaluations); rerun the rest",
+    )
+    args = parser.parse_args()
+    print(json.dumps(main(args.n, args.reuse), indent=2))

@@ -30,9 +30,13 @@ Database schema ({{ dialect }}):
 
 Question: {{ question }}
 
-Think step by step: which tables and columns the question needs, how they join, which \
-conditions, grouping, ordering and limit it asks for. Then give the final {{ dialect }} query \
-in a ```sql block at the end."""
+Think step by step, briefly:
+1. Which tables and columns the question needs: only columns that appear in the schema above.
+2. Joins: only when the question needs columns of several tables, on their keys.
+3. The conditions, grouping, ordering and limit the question asks for, nothing more; select \
+only what the question asks for.
+Then give the final {{ dialect }} query, the simplest one that answers the question, in a \
+```sql block at the end."""
 
 
 def _vote(results: list[QueryResult | None]) -> list[list[int]]:
