@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from prepflow.cli.eval import eval_app
 from prepflow.cli.lm import lm_app
 from prepflow.cli.models import models_app
 
@@ -35,6 +36,7 @@ def _collect_from_here() -> None:
 
 app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
 app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
+app.add_typer(eval_app, name="eval", help="Evaluate model outputs on benchmarks.")
 
 PipelineArg = Annotated[
     str,

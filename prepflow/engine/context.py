@@ -8,6 +8,7 @@ store, created on first use). Worker processes rebuild theirs from a :class:`Wor
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,35 @@ import pyarrow as pa
 from prepflow.core.context import Database, Sandbox, Serving
 from prepflow.core.errors import ConfigError
 from prepflow.data.readers import open_input
+from prepflow.sandbox.sql import open_database
 
 log = logging.getLogger("prepflow")
+
+
+class RunResources:
+    """What a run opens once per process and its steps share: databases (read-only, cached by
+    source), closed when the run ends."""
+
+    def __init__(self) -> None:
+        self._databases: dict[tuple[str, str | None], Database] = {}
+        self._lock = threading.Lock()
+
+    def database(self, source: str, db_id: str | None = None) -> Database:
+        key = (str(source), db_id)
+        with self._lock:
+            if key not in self._databases:
+                self._databases[key] = open_database(source, db_id)
+            return self._databases[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._databases.values():
+                db.close()
+            self._databases.clear()
+
+
+#: Worker processes share one set of resources per process, closed when the process exits.
+_WORKER_RESOURCES = RunResources()
 
 
 @dataclass(frozen=True)
@@ -29,16 +57,24 @@ class WorkerContextSpec:
     seed: int
 
     def context(self) -> EngineContext:
-        return EngineContext(scratch=self.scratch, seed=self.seed)
+        return EngineContext(scratch=self.scratch, seed=self.seed, resources=_WORKER_RESOURCES)
 
 
 class EngineContext:
     """Satisfies :class:`prepflow.core.context.RunContext` for one step of a run."""
 
-    def __init__(self, *, scratch: Path, seed: int = 0, serving: Serving | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        scratch: Path,
+        seed: int = 0,
+        serving: Serving | None = None,
+        resources: RunResources | None = None,
+    ) -> None:
         self._scratch = scratch
         self._seed = seed
         self._serving = serving
+        self._resources = resources or RunResources()
 
     def worker_spec(self) -> WorkerContextSpec:
         return WorkerContextSpec(self._scratch, self._seed)
@@ -59,10 +95,9 @@ class EngineContext:
         )
 
     def database(self, source: str, db_id: str | None = None) -> Database:
-        raise ConfigError(
-            f"database {source!r}: this installation has no database connectors "
-            "(prepflow.sandbox.sql)"
-        )
+        """Opened read-only on first use (``prepflow.sandbox.sql.open_database``), shared by
+        the steps of this process, closed when the run ends."""
+        return self._resources.database(source, db_id)
 
     def side_input(self, source: str, *, batch_rows: int = 65536) -> Iterator[pa.Table]:
         return open_input(source).iter_batches(batch_rows)

@@ -43,7 +43,7 @@ from prepflow.data.runstore import (
 from prepflow.data.writers import check_output, remove_stale_temps, write_output
 from prepflow.engine import executors
 from prepflow.engine.compiler import CompiledStep, Plan, compile_pipeline, fingerprint
-from prepflow.engine.context import EngineContext
+from prepflow.engine.context import EngineContext, RunResources
 from prepflow.engine.estimate import Estimate, estimate
 from prepflow.engine.executors.base import ExecOptions, Execution, check_quarantine_policy
 from prepflow.engine.progress import RunProgress
@@ -322,9 +322,15 @@ def _execute_session(
     if serving is not None:
         serving.on_status = bar.message
     seed = int(run.spec.settings.get("seed", 0))
+    resources = RunResources()
 
     def context(step: CompiledStep) -> EngineContext:
-        return EngineContext(scratch=store.scratch_path(step.dirname), seed=seed, serving=serving)
+        return EngineContext(
+            scratch=store.scratch_path(step.dirname),
+            seed=seed,
+            serving=serving,
+            resources=resources,
+        )
 
     ex = executors.get(run.executor)(run.plan, run.source, store, options, run.ingest_fp, context)
     usage: dict[str, Any] = {}
@@ -346,6 +352,7 @@ def _execute_session(
             "run the same command with a larger budget to resume"
         ) from None
     finally:
+        resources.close()
         bar.close()
         if usage:
             store.append(journal.LLMUsage(store.session, usage=usage))

@@ -1,0 +1,1 @@
+"""Evaluations of models on benchmarks (``prepflow eval ...``)."""
