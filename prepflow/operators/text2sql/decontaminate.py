@@ -8,12 +8,11 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from pydantic import Field
 
 from prepflow.core.columns import Column
-from prepflow.core.errors import ConfigError
+from prepflow.core.errors import ConfigError, OperatorContractError
 from prepflow.core.operator import FilterOperator, Params
 from prepflow.operators.text2sql import sqltools
 from prepflow.operators.text2sql._db import SQLGLOT
@@ -34,8 +33,9 @@ class SQLDecontaminationFilter(FilterOperator):
     ``ngram`` tokens: when it equals one). The reason names the benchmark item:
     ``sql matches benchmark dev.json:12`` / ``question shares 8 tokens with benchmark dev.json:40``.
 
-    The benchmark is a ``.jsonl`` file or a ``.json`` list of objects (Spider's ``dev.json``),
-    with the question in ``question_field`` and the SQL in ``sql_field``; it is read once.
+    The benchmark is any input prepflow reads (a ``.json`` list of objects such as Spider's
+    ``dev.json``, JSONL, Parquet...), read as a side input through the run context, with the
+    question in ``question_field`` and the SQL in ``sql_field``; items are numbered from 1.
     """
 
     domain = "text2sql"
@@ -54,50 +54,44 @@ class SQLDecontaminationFilter(FilterOperator):
 
     def check(self) -> list[str]:
         path = Path(self.params.benchmark)
-        if path.suffix not in (".jsonl", ".json"):
-            return [f"{self.name}: benchmark {path} must be .jsonl or .json"]
+        if "://" not in self.params.benchmark and not path.exists():
+            return [f"{self.name}: parameter 'benchmark': no file {path}"]
         return []
 
     def setup(self, ctx: Any) -> None:
-        self._load()
-
-    def _load(self) -> None:
-        if getattr(self, "_sql", None) is not None:
-            return
-        path = Path(self.params.benchmark)
-        try:
-            text = path.read_bytes()
-            if path.suffix == ".json":
-                items = list(enumerate(orjson.loads(text), start=1))
-            else:
-                items = [
-                    (i, orjson.loads(line))
-                    for i, line in enumerate(text.splitlines(), 1)
-                    if line.strip()
-                ]
-        except (OSError, orjson.JSONDecodeError) as e:
-            raise ConfigError(f"{self.name}: cannot read benchmark {path}: {e}") from None
-        n, name = self.params.ngram, path.name
+        """Read the benchmark as a side input (any format prepflow reads: Spider's ``dev.json``
+        list, JSONL, Parquet...) and index its SQL fingerprints and question n-grams."""
+        fields = (self.params.question_field, self.params.sql_field)
+        n, name = self.params.ngram, Path(self.params.benchmark).name
         sql: dict[str, str] = {}
         grams: dict[tuple[str, ...], str] = {}
         short: dict[tuple[str, ...], str] = {}
-        for i, item in items:
-            where = f"{name}:{i}"
-            q, s = item.get(self.params.question_field), item.get(self.params.sql_field)
-            if isinstance(s, str) and s.strip():
-                # a benchmark query sqlglot cannot read cannot match either
-                with contextlib.suppress(sqltools.SQLParseError):
-                    sql.setdefault(sqltools.fingerprint(s, self.params.dialect), where)
-            if isinstance(q, str):
-                toks = _tokens(q)
-                if len(toks) < n:
-                    short.setdefault(tuple(toks), where)
-                for j in range(len(toks) - n + 1):
-                    grams.setdefault(tuple(toks[j : j + n]), where)
+        i = 0
+        for table in ctx.side_input(self.params.benchmark):
+            columns = [table.column(f).to_pylist() if f in table.column_names else
+                       [None] * table.num_rows for f in fields]  # fmt: skip
+            for q, s in zip(*columns, strict=True):
+                i += 1
+                where = f"{name}:{i}"
+                if isinstance(s, str) and s.strip():
+                    # a benchmark query sqlglot cannot read cannot match either
+                    with contextlib.suppress(sqltools.SQLParseError):
+                        sql.setdefault(sqltools.fingerprint(s, self.params.dialect), where)
+                if isinstance(q, str):
+                    toks = _tokens(q)
+                    if len(toks) < n:
+                        short.setdefault(tuple(toks), where)
+                    for j in range(len(toks) - n + 1):
+                        grams.setdefault(tuple(toks[j : j + n]), where)
+        if not sql and not grams and not short:
+            raise ConfigError(
+                f"{self.name}: benchmark {self.params.benchmark} has no {' or '.join(fields)}"
+            )
         self._sql, self._grams, self._short = sql, grams, short
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
-        self._load()
+        if getattr(self, "_sql", None) is None:
+            raise OperatorContractError(f"{self.name}: setup(ctx) must run before run_batch")
         n = self.params.ngram
         reasons: list[str | None] = []
         for q, s in zip(
