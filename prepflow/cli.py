@@ -32,10 +32,12 @@ def _collect_from_here() -> None:
 def _mount_subcommands() -> None:
     """Sub-apps of other layers; their modules import only typer at the top, so this stays fast."""
     from prepflow.operators.text.cli import lm_app
+    from prepflow.sandbox.cli import sandbox_app
     from prepflow.serving.cli import models_app
 
     app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
     app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
+    app.add_typer(sandbox_app, name="sandbox", help="Run untrusted code in isolation; check it.")
 
 
 _mount_subcommands()
