@@ -111,7 +111,7 @@ def test_cli_run_prints_json(tmp_path, sandbox):
     loop.write_text("while True:\n    pass\n")
     proc = _cli("run", str(loop), "--time-limit", "1")
     assert proc.exit_code == 1 and "[sandbox] timeout" in proc.stderr
-    assert _cli("run", str(tmp_path / "missing.py")).returncode == 2
+    assert _cli("run", str(tmp_path / "missing.py")).exit_code == 2
 
 
 def test_cli_check_lists_every_protection(sandbox):
