@@ -23,16 +23,17 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from prepflow.core.errors import InputError, PrepflowError
+from prepflow.core.errors import ConfigError, InputError, PrepflowError
 from prepflow.core.operator import ID, Operator
 from prepflow.data.readers import BadRecord, Source
 from prepflow.data.runstore import INPUT_STEP, RunStore, ShardRecord, read_shard
@@ -45,6 +46,7 @@ from prepflow.engine.steprun import (
     stats_of,
     write_result,
 )
+from prepflow.sandbox import ProcessSandbox, open_sandbox
 
 #: Estimated input rows from which CPU-heavy steps run in worker processes (when there are
 #: several workers and shards); a default shard's worth.
@@ -69,10 +71,38 @@ class ExecOptions:
 
 @dataclass
 class RunContext:
-    """Handed to ``Operator.setup``: where the run lives and, for LLM steps, the serving client."""
+    """Handed to ``Operator.setup``: where the run lives and, for LLM steps, the serving client.
+
+    ``sandbox`` is opened on first use (only steps that run code pay for its workers) with the
+    pipeline's ``settings: {sandbox: {strict: ..., workers: ...}}``, and closed by ``close``.
+    """
 
     run_dir: Path
     serving: Any = None
+    sandbox_settings: dict[str, Any] = field(default_factory=dict)
+    _sandbox: ProcessSandbox | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sandbox_settings, dict):
+            raise ConfigError("settings.sandbox must be a mapping, e.g. {strict: true}")
+        if unknown := set(self.sandbox_settings) - {"strict", "workers"}:
+            raise ConfigError(
+                f"settings.sandbox: unknown key(s) {sorted(unknown)} (allowed: strict, workers)"
+            )
+
+    @property
+    def sandbox(self) -> ProcessSandbox:
+        with self._lock:
+            if self._sandbox is None:
+                self._sandbox = open_sandbox(**self.sandbox_settings)
+            return self._sandbox
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
 
 
 # ---- worker side ------------------------------------------------------------------------------

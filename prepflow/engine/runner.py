@@ -180,17 +180,13 @@ async def _execute(
     holder: list[Executor],
 ) -> None:
     async with _serving(plan, store, llm_stats) as serving:
-        executor = Executor(
-            plan,
-            source,
-            store,
-            opts,
-            ingest_fp,
-            RunContext(store.dir, serving),
-            on_commit=bar.update,
-        )
+        ctx = RunContext(store.dir, serving, plan.spec.settings.get("sandbox") or {})
+        executor = Executor(plan, source, store, opts, ingest_fp, ctx, on_commit=bar.update)
         holder.append(executor)
-        await executor.run()
+        try:
+            await executor.run()
+        finally:
+            ctx.close()
 
 
 @contextlib.asynccontextmanager
