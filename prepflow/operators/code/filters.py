@@ -1,0 +1,473 @@
+"""Rule filters for code pretraining corpora, as DataFlow's ``code_pt_filter`` pipeline and The
+Stack / StarCoder's data pipeline apply them.
+
+Every filter reads the file's content (``text``) and, where the rule needs it, its path
+(``path``: a file name or path, for the language and file type). Each dropped file records
+the rule, the measured value and the threshold with its parameter's name, e.g.
+``max_line_length: 1204 > 1000``. A threshold of ``None`` switches its rule off. Measures are
+computed for the whole batch at once where Arrow can (line lengths, character classes,
+encoded blobs); the rest is one pass of Python per file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from prepflow.core.columns import Column
+from prepflow.core.operator import FilterOperator, Params
+from prepflow.operators.code._source import (
+    DATA_LANGUAGES,
+    LINE_COMMENTS,
+    language_of,
+    line_stats,
+    string_column,
+)
+from prepflow.operators.code.credentials import SecretScanner
+
+DF = "DataFlow code_pt_filter"
+STACK = "The Stack / StarCoder"
+
+
+def over(name: str, value: float, threshold: float) -> str:
+    return f"{name}: {value:.4g} > {threshold:g}"
+
+
+def under(name: str, value: float, threshold: float) -> str:
+    return f"{name}: {value:.4g} < {threshold:g}"
+
+
+class CodeFilter(FilterOperator):
+    """Base of the code rule filters: ``verdicts`` gives each file's drop reason or None."""
+
+    _abstract = True
+    domain = "code"
+    cpu_heavy = True
+    inputs = (
+        Column("text", "string", "the source file's content"),
+        Column("path", "string", "the file's path or name (language, file type)", optional=True),
+    )
+    #: whether a rule reads the path (without the column, path rules are skipped)
+    uses_path: ClassVar[bool] = False
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        raise NotImplementedError
+
+    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+        texts = string_column(batch, self.col("text"))
+        name = self.col("path")
+        paths = (
+            batch.column(name).to_pylist()
+            if self.uses_path and name in batch.column_names
+            else [None] * len(texts)
+        )
+        reasons = self.verdicts(pc.fill_null(texts, ""), paths)
+        nulls = texts.is_null().to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(nulls):
+            reasons[i] = f"{self.col('text')} is null"
+        mask = pa.array([r is None for r in reasons], pa.bool_())
+        return mask, pa.array(reasons, pa.string())
+
+
+class CodeFileFilter(CodeFilter):
+    """Keeps files of wanted types and sizes: the file-type rules of code corpora.
+
+    Drops files larger than ``max_bytes`` (The Stack: 1 MB), files whose name ends in one of
+    ``exclude_suffixes`` (minified bundles, source maps, lock files), languages outside
+    ``languages`` when given, data files (JSON, YAML, TOML, XML, text...) longer than
+    ``max_data_lines`` (DataFlow: 512), and plain-text files whose name is not one of
+    ``text_names`` (DataFlow keeps README, NOTES, TODO, requirements...). Without a ``path``
+    column only the size rule applies.
+    """
+
+    uses_path = True
+
+    class Params(Params):
+        min_bytes: int | None = Field(1, ge=0, description="smallest file (1: drop empty files)")
+        max_bytes: int | None = Field(1_000_000, ge=1, description=f"largest file; {STACK}")
+        exclude_suffixes: list[str] = Field(
+            [".min.js", ".min.css", ".map", ".lock", ".svg", ".pb.go", "_pb2.py"],
+            description="file name endings to drop (generated or minified files)",
+        )
+        languages: list[str] | None = Field(
+            None, description="keep only these languages (e.g. [Python, C]); None keeps all"
+        )
+        max_data_lines: int | None = Field(
+            512, ge=1, description=f"most lines of a data/text file (JSON, YAML...); {DF}"
+        )
+        text_names: list[str] = Field(
+            ["readme", "notes", "todo", "description", "cmakelists", "requirements", "license"],
+            description=f"plain-text file names (without extension) to keep; {DF}",
+        )
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        p = self.params
+        sizes = pc.binary_length(texts.cast(pa.binary())).to_numpy(zero_copy_only=False)
+        wanted = {lang.lower() for lang in p.languages} if p.languages else None
+        out: list[str | None] = []
+        for i, path in enumerate(paths):
+            if p.min_bytes is not None and sizes[i] < p.min_bytes:
+                out.append(under("min_bytes", sizes[i], p.min_bytes))
+                continue
+            if p.max_bytes is not None and sizes[i] > p.max_bytes:
+                out.append(over("max_bytes", sizes[i], p.max_bytes))
+                continue
+            if path is None:
+                out.append(None)
+                continue
+            name = PurePosixPath(path).name.lower()
+            if suffix := next((s for s in p.exclude_suffixes if name.endswith(s)), None):
+                out.append(f"exclude_suffixes: {name} ends in {suffix}")
+                continue
+            lang = language_of(path)
+            if wanted is not None and (lang or "unknown").lower() not in wanted:
+                out.append(f"languages: {lang or 'unknown'} not in {p.languages}")
+            elif (
+                lang in DATA_LANGUAGES
+                and p.max_data_lines
+                and (n := texts[i].as_py().count("\n") + 1) > p.max_data_lines
+            ):
+                out.append(over("max_data_lines", n, p.max_data_lines) + f" ({lang})")
+            elif lang == "Text" and name.rsplit(".", 1)[0] not in p.text_names:
+                out.append(f"text_names: {name} is a text file not named like documentation")
+            else:
+                out.append(None)
+        return out
+
+
+class AutogeneratedCodeFilter(CodeFilter):
+    """Drops files whose first lines say they were generated (protobuf, parsers, migrations,
+    lock files...): the marker and its line are the reason."""
+
+    class Params(Params):
+        markers: list[str] = Field(
+            [
+                "auto-generated", "autogenerated", "automatically generated",
+                "generated automatically", "this file is generated", "do not edit",
+                "@generated", "code generated by",
+            ],
+            description=f"case-insensitive phrases that mark generated files; {DF} plus "
+            "'do not edit', '@generated' and Go's 'Code generated by'",
+        )  # fmt: skip
+        lines: int = Field(5, ge=1, description=f"how many leading lines to search; {DF}")
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        markers = [m.lower() for m in self.params.markers]
+        n = self.params.lines
+        out: list[str | None] = []
+        for text in texts.to_pylist():
+            reason = None
+            for k, line in enumerate(text.split("\n", n)[:n], 1):
+                low = line.lower()
+                if marker := next((m for m in markers if m in low), None):
+                    reason = f"markers: {marker!r} in line {k}"
+                    break
+            out.append(reason)
+        return out
+
+
+class CodeLineLengthFilter(CodeFilter):
+    """Drops files with very long lines (minified or data), a long average line, or too many
+    lines. Prose-like languages (HTML, JSON, Markdown, TeX, text, XML) only get the
+    ``max_prose_line_length`` bound, as in DataFlow."""
+
+    uses_path = True
+
+    class Params(Params):
+        max_line_length: int | None = Field(1000, ge=1, description=f"longest line; {DF}, {STACK}")
+        max_mean_line_length: float | None = Field(
+            100, gt=0, description=f"largest average line length; {DF}, {STACK}"
+        )
+        max_lines: int | None = Field(100_000, ge=1, description=f"most lines; {DF}")
+        max_prose_line_length: int | None = Field(
+            100_000, ge=1, description=f"longest line in HTML/JSON/Markdown/TeX/text/XML; {DF}"
+        )
+
+    PROSE: ClassVar[frozenset[str]] = frozenset(
+        {"HTML", "JSON", "Markdown", "TeX", "Text", "XML", "reStructuredText"}
+    )
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        p = self.params
+        s = line_stats(texts)
+        out: list[str | None] = []
+        for i, path in enumerate(paths):
+            prose = path is not None and language_of(path) in self.PROSE
+            if p.max_lines is not None and s.lines[i] > p.max_lines:
+                out.append(over("max_lines", s.lines[i], p.max_lines))
+            elif prose:
+                limit = p.max_prose_line_length
+                bad = limit is not None and s.max_length[i] > limit
+                out.append(over("max_prose_line_length", s.max_length[i], limit) if bad else None)
+            elif p.max_line_length is not None and s.max_length[i] > p.max_line_length:
+                out.append(over("max_line_length", s.max_length[i], p.max_line_length))
+            elif p.max_mean_line_length is not None and s.mean_length[i] > p.max_mean_line_length:
+                out.append(over("max_mean_line_length", s.mean_length[i], p.max_mean_line_length))
+            else:
+                out.append(None)
+        return out
+
+
+class CodeAlphaFilter(CodeFilter):
+    """Drops files with too few letters (binary, encrypted or numeric dumps): the text
+    composition rule. Assembly counts letters and digits, as in DataFlow."""
+
+    uses_path = True
+
+    class Params(Params):
+        min_alpha_fraction: float | None = Field(
+            0.25, ge=0, le=1, description=f"least fraction of letters; {DF}, {STACK}"
+        )
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        low = self.params.min_alpha_fraction
+        if low is None:
+            return [None] * len(texts)
+        chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+        alpha = _fraction_of(texts, r"[^\pL]+", chars)
+        alnum = None
+        out: list[str | None] = []
+        for i, path in enumerate(paths):
+            value, name = alpha[i], "min_alpha_fraction"
+            if path is not None and language_of(path) == "Assembly":
+                if alnum is None:
+                    alnum = _fraction_of(texts, r"[^\pL\pN]+", chars)
+                value, name = alnum[i], "min_alpha_fraction (letters+digits, assembly)"
+            # an empty file has no composition: the size rules judge it
+            out.append(under(name, value, low) if chars[i] and value < low else None)
+        return out
+
+
+def _fraction_of(texts: pa.Array, others: str, chars: np.ndarray) -> np.ndarray:
+    """Fraction of each text's characters left after removing runs matching ``others``."""
+    left = pc.utf8_length(pc.replace_substring_regex(texts, others, ""))
+    return left.to_numpy(zero_copy_only=False) / np.maximum(chars, 1)
+
+
+class EncodedDataFilter(CodeFilter):
+    """Drops files made mostly of encoded data: base64, hex byte lists or ``\\uXXXX`` escapes.
+
+    The fraction of the file's characters inside such runs (regexes of StarCoder's pipeline,
+    as DataFlow uses them; the hex one also takes ``, ``-separated bytes) must stay at most
+    ``max_fraction``; with ``max_run_chars`` a single
+    run longer than that drops the file too (StarCoder: 1024).
+    """
+
+    PATTERNS: ClassVar[dict[str, str]] = {
+        "base64": r"[a-zA-Z0-9+/=\n]{64,}",
+        # StarCoder's hex pattern, also matching ", "-separated arrays (xxd -i, C sources)
+        "hex": r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,\s*|\b\s*)){8,}",
+        "unicode": r"(?:\\u[0-9a-fA-F]{4}){8,}",
+    }
+
+    class Params(Params):
+        max_fraction: float | None = Field(
+            0.5, ge=0, le=1, description=f"largest fraction of encoded characters; {DF}"
+        )
+        max_run_chars: int | None = Field(
+            None, ge=1, description=f"longest single encoded run (off; {STACK}: 1024)"
+        )
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        p = self.params
+        chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+        out: list[str | None] = [None] * len(texts)
+        for kind, pattern in self.PATTERNS.items():
+            todo = np.array([r is None for r in out])
+            hits = pc.match_substring_regex(texts, pattern).to_numpy(zero_copy_only=False) & todo
+            if not hits.any():
+                continue
+            rows = np.flatnonzero(hits)
+            subset = texts.take(pa.array(rows))
+            left = pc.utf8_length(pc.replace_substring_regex(subset, pattern, ""))
+            matched = chars[rows] - left.to_numpy(zero_copy_only=False)
+            compiled = re.compile(pattern) if p.max_run_chars else None
+            for row, n, text in zip(rows, matched, subset.to_pylist(), strict=True):
+                fraction = n / max(chars[row], 1)
+                if p.max_fraction is not None and fraction > p.max_fraction:
+                    out[row] = over("max_fraction", fraction, p.max_fraction) + f" ({kind})"
+                elif compiled is not None and p.max_run_chars is not None:
+                    longest = max((len(m.group()) for m in compiled.finditer(text)), default=0)
+                    if longest > p.max_run_chars:
+                        out[row] = over("max_run_chars", longest, p.max_run_chars) + f" ({kind})"
+        return out
+
+
+class CommentRatioFilter(CodeFilter):
+    """Keeps files whose comments and docstrings are a sensible fraction of their characters.
+
+    Too little (StarCoder dropped Python/Java/JavaScript files under 1%) and too much (over
+    80%: commented-out code, license-only files) are both dropped. Comments are lines starting
+    with the language's comment syntax (after indentation) and, in Python, docstrings.
+    Languages without known comment syntax, or without a ``path`` to tell, are kept.
+    """
+
+    uses_path = True
+
+    class Params(Params):
+        min_fraction: float | None = Field(
+            0.01, ge=0, le=1, description=f"least comment fraction; {STACK}"
+        )
+        max_fraction: float | None = Field(
+            0.8, ge=0, le=1, description=f"largest comment fraction; {STACK}"
+        )
+
+    #: a triple-quoted string that starts its line: a docstring, not an assigned string
+    _DOCSTRING: ClassVar[re.Pattern[str]] = re.compile(
+        r'^[ \t]*[rRuU]?("""|\'\'\')(.*?)\1', re.S | re.M
+    )
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        p = self.params
+        out: list[str | None] = []
+        for text, path in zip(texts.to_pylist(), paths, strict=True):
+            lang = language_of(path, text) if path is not None else None
+            prefixes = LINE_COMMENTS.get(lang or "")
+            if prefixes is None or not text.strip():
+                out.append(None)
+                continue
+            value = comment_fraction(text, prefixes, self._DOCSTRING if lang == "Python" else None)
+            if p.min_fraction is not None and value < p.min_fraction:
+                out.append(under("min_fraction", value, p.min_fraction))
+            elif p.max_fraction is not None and value > p.max_fraction:
+                out.append(over("max_fraction", value, p.max_fraction))
+            else:
+                out.append(None)
+        return out
+
+
+def comment_fraction(
+    text: str, prefixes: tuple[str, ...], docstring: re.Pattern[str] | None = None
+) -> float:
+    """Characters in comment lines (and docstrings) over the non-blank characters."""
+    body = text
+    doc = 0
+    if docstring is not None:
+        for m in docstring.finditer(text):
+            doc += len(m.group(2).strip())
+        body = docstring.sub("", text)
+    comment = total = 0
+    for line in body.split("\n"):
+        s = line.strip()
+        total += len(s)
+        if s.startswith(prefixes):
+            comment += len(s)
+    total += doc
+    return (comment + doc) / total if total else 0.0
+
+
+class CodeDocQualityFilter(CodeFilter):
+    """DataFlow's document-quality rules for code: size in characters and words, repeated
+    lines, curly-bracket density, all-caps words and word entropy (defaults: DataFlow's
+    code_pt_filter pipeline, except for repeated lines, which real code has many of:
+    closing braces, ``return None``...). Words are runs of letters, digits and ``_``."""
+
+    class Params(Params):
+        min_chars: int | None = Field(100, ge=0, description=f"fewest characters; {DF}")
+        max_chars: int | None = Field(100_000, ge=0, description=f"most characters; {DF}")
+        min_words: int | None = Field(10, ge=0, description=f"fewest words; {DF}")
+        max_words: int | None = Field(50_000, ge=0, description=f"most words; {DF}")
+        max_duplicate_lines: float | None = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description="largest fraction of non-blank lines that repeat another line "
+            f"({DF}: 0.3, which drops much idiomatic C)",
+        )
+        max_curly_fraction: float | None = Field(
+            0.1, ge=0, le=1, description=f"largest fraction of characters that are {{ or }}; {DF}"
+        )
+        max_caps_fraction: float | None = Field(
+            0.3, ge=0, le=1, description=f"largest fraction of ALL-CAPS words; {DF}"
+        )
+        min_entropy: float | None = Field(
+            2.0, ge=0, description=f"least unigram entropy of the words, in bits; {DF}"
+        )
+
+    _WORD: ClassVar[re.Pattern[str]] = re.compile(r"\w+")
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        p = self.params
+        chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+        curly = pc.count_substring_regex(texts, r"[{}]").to_numpy(zero_copy_only=False)
+        out: list[str | None] = []
+        for i, text in enumerate(texts.to_pylist()):
+            n = int(chars[i])
+            if p.min_chars is not None and n < p.min_chars:
+                out.append(under("min_chars", n, p.min_chars))
+                continue
+            if p.max_chars is not None and n > p.max_chars:
+                out.append(over("max_chars", n, p.max_chars))
+                continue
+            if p.max_curly_fraction is not None and n and curly[i] / n > p.max_curly_fraction:
+                out.append(over("max_curly_fraction", curly[i] / n, p.max_curly_fraction))
+                continue
+            out.append(self._word_rules(text))
+        return out
+
+    def _word_rules(self, text: str) -> str | None:
+        p = self.params
+        words = self._WORD.findall(text)
+        if p.min_words is not None and len(words) < p.min_words:
+            return under("min_words", len(words), p.min_words)
+        if p.max_words is not None and len(words) > p.max_words:
+            return over("max_words", len(words), p.max_words)
+        if p.max_duplicate_lines is not None:
+            lines = Counter(s for line in text.split("\n") if (s := line.strip()))
+            total = sum(lines.values())
+            dup = sum(c for c in lines.values() if c > 1) / total if total else 0.0
+            if dup > p.max_duplicate_lines:
+                return over("max_duplicate_lines", dup, p.max_duplicate_lines)
+        counts = Counter(words)
+        if p.max_caps_fraction is not None and words:
+            caps = sum(c for w, c in counts.items() if len(w) > 1 and w.isupper()) / len(words)
+            if caps > p.max_caps_fraction:
+                return over("max_caps_fraction", caps, p.max_caps_fraction)
+        if p.min_entropy is not None and words:
+            total = len(words)
+            entropy = -sum(c / total * math.log2(c / total) for c in counts.values())
+            if entropy < p.min_entropy:
+                return under("min_entropy", entropy, p.min_entropy)
+        return None
+
+
+class CodeSecretsFilter(CodeFilter):
+    """Drops files that contain credentials: private keys, cloud and API tokens (AWS, GitHub,
+    Slack, Google, Stripe, OpenAI), JWTs, and high-entropy values assigned to names like
+    ``password`` or ``api_key``. The reason names the kind and the line, never the secret.
+    Use :class:`CodeSecretRedactor` to keep such files with the secrets replaced instead."""
+
+    class Params(Params):
+        kinds: list[str] | None = Field(
+            None, description=f"secret kinds to look for (default all: {SecretScanner.KINDS})"
+        )
+        min_entropy: float = Field(
+            3.5, ge=0, description="least entropy (bits/char) of a generic assigned secret"
+        )
+
+    def setup(self, ctx: Any) -> None:
+        self._scanner = SecretScanner(self.params.kinds, self.params.min_entropy)
+
+    def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
+        scanner = getattr(self, "_scanner", None) or SecretScanner(
+            self.params.kinds, self.params.min_entropy
+        )
+        out: list[str | None] = [None] * len(texts)
+        for row in scanner.candidates(texts):
+            found = scanner.find(texts[row].as_py())
+            if found:
+                kind, line = found[0].kind, found[0].line
+                more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+                out[row] = f"secrets: {kind} at line {line}{more}"
+        return out
+
+    def check(self) -> list[str]:
+        return SecretScanner.check_kinds(self.name, self.params.kinds)
