@@ -31,6 +31,7 @@ def _collect_from_here() -> None:
 
 def _mount_subcommands() -> None:
     """Sub-apps of other layers; their modules import only typer at the top, so this stays fast."""
+    from prepflow.evals.cli import eval_app
     from prepflow.operators.text.cli import lm_app
     from prepflow.sandbox.cli import sandbox_app
     from prepflow.serving.cli import models_app
@@ -38,6 +39,7 @@ def _mount_subcommands() -> None:
     app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
     app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
     app.add_typer(sandbox_app, name="sandbox", help="Run untrusted code in isolation; check it.")
+    app.add_typer(eval_app, name="eval", help="Evaluate a model on benchmarks (HumanEval...).")
 
 
 _mount_subcommands()

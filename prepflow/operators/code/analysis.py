@@ -27,7 +27,7 @@ from prepflow.core.operator import (
     RefineOperator,
     Requirements,
 )
-from prepflow.operators.code._source import (
+from prepflow.operators.code.source import (
     LINE_COMMENTS,
     code_tokens,
     fenced_code,

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, RefineOperator
-from prepflow.operators.code._source import string_column
+from prepflow.operators.code.source import string_column
 
 #: kind -> regex; a "generic" secret is a long, high-entropy literal assigned to a secret name
 PATTERNS: dict[str, str] = {

@@ -17,7 +17,7 @@ from pydantic import Field
 from prepflow.core.columns import Column
 from prepflow.core.errors import ConfigError
 from prepflow.core.operator import FilterOperator, Params
-from prepflow.operators.code._source import string_column, token_lists
+from prepflow.operators.code.source import string_column, token_lists
 
 HUMANEVAL = "humaneval"
 #: odd multiplier of the rolling hash (odd: invertible modulo 2**64)

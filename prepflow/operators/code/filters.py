@@ -24,25 +24,30 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import FilterOperator, Params
-from prepflow.operators.code._source import (
+from prepflow.operators.code.credentials import SecretScanner
+from prepflow.operators.code.source import (
     DATA_LANGUAGES,
     LINE_COMMENTS,
     language_of,
     line_stats,
     string_column,
 )
-from prepflow.operators.code.credentials import SecretScanner
 
 DF = "DataFlow code_pt_filter"
 STACK = "The Stack / StarCoder"
 
 
 def over(name: str, value: float, threshold: float) -> str:
-    return f"{name}: {value:.4g} > {threshold:g}"
+    return f"{name}: {_number(value)} > {_number(threshold)}"
 
 
 def under(name: str, value: float, threshold: float) -> str:
-    return f"{name}: {value:.4g} < {threshold:g}"
+    return f"{name}: {_number(value)} < {_number(threshold)}"
+
+
+def _number(value: float) -> str:
+    """Counts as integers (1204000, not 1.204e+06), fractions to 4 significant digits."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
 
 
 class CodeFilter(FilterOperator):

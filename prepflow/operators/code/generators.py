@@ -17,7 +17,7 @@ from prepflow.core.context import Limits
 from prepflow.core.llm import LLMOperator, LLMParams, RowFailed, reply_text
 from prepflow.core.operator import Kind, Requirements
 from prepflow.core.prompts import PromptTemplate
-from prepflow.operators.code._source import fenced_code
+from prepflow.operators.code.source import fenced_code
 from prepflow.operators.general.llm import (
     JUDGE_SYSTEM,
     JudgeParams,
@@ -37,7 +37,7 @@ Requirements:
 the standard library;
 - its result can be checked by unit tests: no input(), files, network, randomness or printing;
 - the tasks differ from the example and from each other;
-- each task is one to three sentences.
+- each task is one to three sentences that say what the function takes and returns.
 
 Reply with only a JSON object: {"items": ["task 1", "task 2", ...]}"""
 
@@ -67,10 +67,10 @@ Solution under test (it is in solution.py; the tests can use its names directly)
 {{ solution }}
 ```
 
-Write {{ n_tests }} pytest test functions (def test_...():) with plain assert statements that \
-check the task's requirements, including edge cases. Compute every expected value from the \
-task, not from the solution. Do not redefine the solution's functions. Reply with only the \
-code in one ```python block."""
+Write exactly {{ n_tests }} pytest test functions (def test_...():), each with one or two \
+plain assert statements, that check the task's requirements, including an edge case. Compute \
+every expected value from the task, not from the solution. Do not redefine or import the \
+solution's functions. Reply with only the code in one ```python block."""
 
 DOCTEST_PROMPT = """\
 Task:

@@ -53,7 +53,7 @@ def test_file_filter_types_and_sizes(stdlib_files):
         "random.txt": "text_names: random.txt is a text file not named like documentation",
         "data.json": "max_data_lines: 602 > 512 (JSON)",
     }
-    assert r["big.py"].startswith("max_bytes: ") and r["big.py"].endswith(" > 1e+06")
+    assert r["big.py"].startswith("max_bytes: ") and r["big.py"].endswith(" > 1000000")
     only_c = reasons(run(CodeFileFilter(languages=["C"]), files[:1] + files[-1:]))
     assert only_c == {"textwrap.py": "languages: Python not in ['C']"}
 

@@ -81,7 +81,7 @@ def test_unit_tests_must_test_and_not_redefine():
     with ScriptedServer(lambda req: replies[req.prompt.split("\n")[1]]) as server:
         batch = table(instruction=list(replies), solution=[solution] * 3)
         r = run_operator(UnitTestGenerator(n_tests=2), batch, server)
-        assert "Write 2 pytest test functions" in server.received[0].prompt
+        assert "Write exactly 2 pytest test functions" in server.received[0].prompt
     assert r.kept.column("tests").to_pylist() == ["def test_double():\n    assert f(2) == 4"]
     errors = dict(
         zip(

@@ -86,10 +86,10 @@ def code_tokens(text: str) -> list[str]:
 
 def fenced_code(reply: str, language: str | None = "python") -> str:
     """The code of a model reply: the first fenced block (of ``language`` when several), else
-    the whole reply when it has no fence."""
+    the whole reply when it has no fence (its indentation kept: it may be a function body)."""
     blocks = _FENCE.findall(reply)
     if not blocks:
-        return reply.strip()
+        return reply.strip("\n").rstrip()
     if language:
         for tag, body in blocks:
             if tag.lower() in (language.lower(), language.lower()[:2]):

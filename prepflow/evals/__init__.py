@@ -1,0 +1,2 @@
+"""Evaluations of models on public benchmarks, with untrusted code run in the sandbox
+(``prepflow eval ...``)."""
