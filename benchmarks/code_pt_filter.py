@@ -1,8 +1,8 @@
 """`code-pt-filter` against DataFlow's CPU `code_pt_filter` pipeline, on the same files.
 
 1. Builds the input from real files on this machine: the Python standard library's own .py
-   files (site-packages excluded), the C headers under /usr/include, and the paragraphs of
-   ../shared/data/corpora/python_docs_en_paragraphs.jsonl (as text files). Each row has
+   files (site-packages excluded), the C headers directly in /usr/include, and the first 2000
+   paragraphs of ../shared/data/corpora/python_docs_en_paragraphs.jsonl (as text files). Each row has
    `path` and `text` (prepflow) and the fields DataFlow's operators read (`lines`, `filename`,
    `filetype`, `line_count`).
 2. Runs `prepflow run code-pt-filter` (all 13 steps: the rule filters, secrets, HumanEval
@@ -29,6 +29,7 @@ from text_pretrain_clean import REPO, _env, count_lines, dataflow_python, measur
 
 WORK = REPO / ".bench" / "code_pt_filter"
 DOCS = REPO.parent / "shared" / "data" / "corpora" / "python_docs_en_paragraphs.jsonl"
+PARAGRAPHS = 2000  # the first ones: prose beside the code, not most of the files
 #: the six rules of DataFlow's pipeline, as prepflow steps (its defaults are DataFlow's)
 DATAFLOW_RULES = """\
 name: code-pt-filter-dataflow-rules
@@ -45,8 +46,8 @@ steps:
 def files() -> list[tuple[str, str]]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     out = []
-    for root, pattern in ((stdlib, "*.py"), (Path("/usr/include"), "*.h")):
-        for path in sorted(root.rglob(pattern)):
+    for root, pattern in ((stdlib, "**/*.py"), (Path("/usr/include"), "*.h")):
+        for path in sorted(root.glob(pattern)):
             rel = path.relative_to(root).as_posix()
             if rel.startswith("site-packages/"):
                 continue
@@ -55,7 +56,8 @@ def files() -> list[tuple[str, str]]:
             except (UnicodeDecodeError, OSError):
                 continue
     with DOCS.open(encoding="utf-8") as f:
-        out += [(f"docs/paragraph_{i}.txt", json.loads(line)["text"]) for i, line in enumerate(f)]
+        paragraphs = [json.loads(line)["text"] for line in f][:PARAGRAPHS]
+    out += [(f"docs/paragraph_{i}.txt", text) for i, text in enumerate(paragraphs)]
     return out
 
 

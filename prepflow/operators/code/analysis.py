@@ -5,12 +5,11 @@ inside a model's fenced reply."""
 from __future__ import annotations
 
 import ast
-import io
 import json
+import re
 import shutil
 import subprocess
 import tempfile
-import tokenize
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -285,33 +284,22 @@ class CodeTokenizer(GenerateOperator):
 def strip_comments(text: str, language: str | None) -> str:
     """``text`` without comment lines (and, for Python, comments and docstrings)."""
     if language == "Python":
-        try:
-            return _strip_python(text)
-        except (tokenize.TokenError, SyntaxError, IndentationError):
-            pass  # not valid Python: fall back to comment lines
+        return _PYTHON_NOISE.sub(lambda m: m.group("string") or "", text)
     prefixes = LINE_COMMENTS.get(language or "")
     if not prefixes:
         return text
     return "\n".join(ln for ln in text.split("\n") if not ln.lstrip().startswith(prefixes))
 
 
-def _strip_python(text: str) -> str:
-    """The code tokens of a Python source without comments and docstrings (a statement that
-    is only a string), joined by spaces."""
-    toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
-            if t.type not in (tokenize.COMMENT, tokenize.NL)]  # fmt: skip
-    layout = (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
-    out, start = [], True
-    for i, tok in enumerate(toks):
-        if tok.type in layout:
-            start = True
-            continue
-        bare = start and tok.type == tokenize.STRING
-        start = False
-        if bare and (i + 1 == len(toks) or toks[i + 1].type in layout):
-            continue
-        out.append(tok.string)
-    return " ".join(out)
+_TRIPLE = r"""(?:\"\"\"[\s\S]*?\"\"\"|\'\'\'[\s\S]*?\'\'\')"""
+#: Python comments and docstrings (a triple-quoted string that starts its line), found by one
+#: scan that steps over every other string literal (so a ``#`` inside a string stays)
+_PYTHON_NOISE = re.compile(
+    rf"(?P<docstring>^[ \t]*[rRuU]?{_TRIPLE})"
+    rf"|(?P<string>[rRbBuUfF]{{0,2}}(?:{_TRIPLE}|\"(?:\\.|[^\"\\\n])*\"|\'(?:\\.|[^\'\\\n])*\'))"
+    r"|(?P<comment>\#[^\n]*)",
+    re.M,
+)
 
 
 class CodeFenceExtractor(RefineOperator):

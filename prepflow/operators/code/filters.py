@@ -11,6 +11,7 @@ encoded blobs); the rest is one pass of Python per file.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -352,21 +353,25 @@ class CommentRatioFilter(CodeFilter):
 def comment_fraction(
     text: str, prefixes: tuple[str, ...], docstring: re.Pattern[str] | None = None
 ) -> float:
-    """Characters in comment lines (and docstrings) over the non-blank characters."""
-    body = text
-    doc = 0
+    """Characters in comment lines (and docstrings) over the characters of all lines, each
+    line without its surrounding whitespace."""
+    body, doc = text, 0
     if docstring is not None:
-        for m in docstring.finditer(text):
-            doc += len(m.group(2).strip())
+        doc = sum(len(m.group(2).strip()) for m in docstring.finditer(text))
         body = docstring.sub("", text)
-    comment = total = 0
-    for line in body.split("\n"):
-        s = line.strip()
-        total += len(s)
-        if s.startswith(prefixes):
-            comment += len(s)
-    total += doc
-    return (comment + doc) / total if total else 0.0
+    comment = sum(len(c) for c in _comment_lines(prefixes).findall(body))
+    total = len(_EDGE_SPACE.sub("", body)) - body.count("\n") + doc
+    return (comment + doc) / total if total > 0 else 0.0
+
+
+_EDGE_SPACE = re.compile(r"^[ \t\f\v]+|[ \t\r\f\v]+$", re.M)
+
+
+@functools.cache
+def _comment_lines(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    """Lines that start with one of ``prefixes`` after indentation: group 1 is the comment."""
+    starts = "|".join(re.escape(p) for p in prefixes)
+    return re.compile(rf"^[ \t\f\v]*((?:{starts})[^\n]*?)[ \t\r\f\v]*$", re.M)
 
 
 class CodeDocQualityFilter(CodeFilter):

@@ -110,7 +110,7 @@ def test_code_sft_synth_keeps_only_verified_triples(tmp_path):
 
 def corpus(tmp_path: Path, shared_data: Path) -> Path:
     """Real files plus planted cases, written as the pipeline's JSONL input."""
-    files = stdlib_sources(limit=250)
+    files = stdlib_sources(limit=100)
     textwrap = stdlib("textwrap.py")
     he = read_problems()["HumanEval/12"]
     vendored = [
@@ -131,7 +131,7 @@ def corpus(tmp_path: Path, shared_data: Path) -> Path:
     rows = [{"path": p, "text": t} for p, t in files if p not in planted]
     rows += [{"path": p, "text": t} for p, t in planted.items()]
     docs = (shared_data / "corpora" / "python_docs_en_paragraphs.jsonl").read_text().splitlines()
-    rows += [{"path": None, "text": json.loads(line)["text"]} for line in docs[:200]]
+    rows += [{"path": None, "text": json.loads(line)["text"]} for line in docs[:100]]
     path = tmp_path / "code.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
