@@ -116,7 +116,7 @@ def main() -> None:
     for i, (name, run) in enumerate(sides.items()):
         if i not in keys:
             continue
-        r = median_run(run, 1 if "DataFlow" in name else args.repeat)
+        r = median_run(run, 1 if name.startswith("DataFlow") else args.repeat)
         results[name] = r
         walls = ", ".join(f"{w:.1f}" for w in r["walls"])
         print(f"{name:36s} {r['wall']:7.1f} s ({walls})  {n / r['wall']:8.1f} files/s  "

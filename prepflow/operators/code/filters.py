@@ -11,10 +11,7 @@ encoded blobs); the rest is one pass of Python per file.
 
 from __future__ import annotations
 
-import functools
-import math
 import re
-from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
@@ -333,45 +330,51 @@ class CommentRatioFilter(CodeFilter):
 
     def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
         p = self.params
-        out: list[str | None] = []
-        for text, path in zip(texts.to_pylist(), paths, strict=True):
-            lang = language_of(path, text) if path is not None else None
-            prefixes = LINE_COMMENTS.get(lang or "")
-            if prefixes is None or not text.strip():
-                out.append(None)
-                continue
-            value = comment_fraction(text, prefixes, self._DOCSTRING if lang == "Python" else None)
-            if p.min_fraction is not None and value < p.min_fraction:
-                out.append(under("min_fraction", value, p.min_fraction))
-            elif p.max_fraction is not None and value > p.max_fraction:
-                out.append(over("max_fraction", value, p.max_fraction))
-            else:
-                out.append(None)
-        return out
+        values = texts.to_pylist()
+        langs = [
+            language_of(path, text[:200]) if path is not None else None
+            for path, text in zip(paths, values, strict=True)
+        ]
+        fractions = comment_fractions(texts, values, langs, self._DOCSTRING)
+        return first_failures(
+            [
+                ("min_fraction", fractions, p.min_fraction, "min"),
+                ("max_fraction", fractions, p.max_fraction, "max"),
+            ],
+            len(texts),
+        )
 
 
-def comment_fraction(
-    text: str, prefixes: tuple[str, ...], docstring: re.Pattern[str] | None = None
-) -> float:
-    """Characters in comment lines (and docstrings) over the characters of all lines, each
-    line without its surrounding whitespace."""
-    body, doc = text, 0
-    if docstring is not None:
-        doc = sum(len(m.group(2).strip()) for m in docstring.finditer(text))
-        body = docstring.sub("", text)
-    comment = sum(len(c) for c in _comment_lines(prefixes).findall(body))
-    total = len(_EDGE_SPACE.sub("", body)) - body.count("\n") + doc
-    return (comment + doc) / total if total > 0 else 0.0
-
-
-_EDGE_SPACE = re.compile(r"^[ \t\f\v]+|[ \t\r\f\v]+$", re.M)
-
-
-@functools.cache
-def _comment_lines(prefixes: tuple[str, ...]) -> re.Pattern[str]:
-    """Lines that start with one of ``prefixes`` after indentation: group 1 is the comment."""
-    starts = "|".join(re.escape(p) for p in prefixes)
-    return re.compile(rf"^[ \t\f\v]*((?:{starts})[^\n]*?)[ \t\r\f\v]*$", re.M)
+def comment_fractions(
+    texts: pa.Array, values: list[str], languages: list[str | None], docstring: re.Pattern[str]
+) -> np.ndarray:
+    """Per file: characters of comment lines (and Python docstrings) over the characters of
+    all its lines, each line stripped of surrounding whitespace; NaN where the language's
+    comment syntax is unknown or the file is blank (no rule applies)."""
+    n = len(texts)
+    lines = pc.split_pattern(texts, "\n")
+    counts = pc.list_value_length(lines).to_numpy(zero_copy_only=False).astype(np.int64)
+    stripped = pc.utf8_trim_whitespace(lines.flatten())
+    lengths = pc.utf8_length(stripped).to_numpy(zero_copy_only=False).astype(np.float64)
+    doc_of = np.repeat(np.arange(n), counts)
+    total = np.bincount(doc_of, lengths, minlength=n)
+    comment = np.zeros(n)
+    by_prefixes: dict[tuple[str, ...], list[int]] = {}
+    for i, lang in enumerate(languages):
+        if (prefixes := LINE_COMMENTS.get(lang or "")) is not None:
+            by_prefixes.setdefault(prefixes, []).append(i)
+    for prefixes, docs in by_prefixes.items():
+        starts = np.zeros(len(stripped), np.bool_)
+        for prefix in prefixes:
+            starts |= pc.starts_with(stripped, prefix).to_numpy(zero_copy_only=False)
+        mine = np.isin(doc_of, docs)
+        comment += np.bincount(doc_of, lengths * (starts & mine), minlength=n)
+    for i, lang in enumerate(languages):
+        if lang == "Python":  # docstring characters: their lines do not start with '#'
+            comment[i] += sum(len(m.group(2).strip()) for m in docstring.finditer(values[i]))
+    known = np.array([lang in LINE_COMMENTS for lang in languages], np.bool_)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(known & (total > 0), comment / total, np.nan)
 
 
 class CodeDocQualityFilter(CodeFilter):
@@ -402,51 +405,87 @@ class CodeDocQualityFilter(CodeFilter):
             2.0, ge=0, description=f"least unigram entropy of the words, in bits; {DF}"
         )
 
-    _WORD: ClassVar[re.Pattern[str]] = re.compile(r"\w+")
-
     def verdicts(self, texts: pa.Array, paths: list[str | None]) -> list[str | None]:
         p = self.params
-        chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
-        curly = pc.count_substring_regex(texts, r"[{}]").to_numpy(zero_copy_only=False)
-        out: list[str | None] = []
-        for i, text in enumerate(texts.to_pylist()):
-            n = int(chars[i])
-            if p.min_chars is not None and n < p.min_chars:
-                out.append(under("min_chars", n, p.min_chars))
-                continue
-            if p.max_chars is not None and n > p.max_chars:
-                out.append(over("max_chars", n, p.max_chars))
-                continue
-            if p.max_curly_fraction is not None and n and curly[i] / n > p.max_curly_fraction:
-                out.append(over("max_curly_fraction", curly[i] / n, p.max_curly_fraction))
-                continue
-            out.append(self._word_rules(text))
-        return out
-
-    def _word_rules(self, text: str) -> str | None:
-        p = self.params
-        words = self._WORD.findall(text)
-        if p.min_words is not None and len(words) < p.min_words:
-            return under("min_words", len(words), p.min_words)
-        if p.max_words is not None and len(words) > p.max_words:
-            return over("max_words", len(words), p.max_words)
+        n = len(texts)
+        chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.float64)
+        curly = sum(
+            pc.count_substring(texts, c).to_numpy(zero_copy_only=False) for c in "{}"
+        ) / np.maximum(chars, 1)
+        words = pc.utf8_split_whitespace(pc.replace_substring_regex(texts, r"[^\pL\pN_]+", " "))
+        n_words = pc.list_value_length(words).to_numpy(zero_copy_only=False).astype(np.float64)
+        flat = words.flatten()
+        doc = np.repeat(np.arange(n), n_words.astype(np.int64))
+        rules = [
+            ("min_chars", chars, p.min_chars, "min"),
+            ("max_chars", chars, p.max_chars, "max"),
+            ("max_curly_fraction", curly, p.max_curly_fraction, "max"),
+            ("min_words", n_words, p.min_words, "min"),
+            ("max_words", n_words, p.max_words, "max"),
+        ]
         if p.max_duplicate_lines is not None:
-            lines = Counter(s for line in text.split("\n") if (s := line.strip()))
-            total = sum(lines.values())
-            dup = sum(c for c in lines.values() if c > 1) / total if total else 0.0
-            if dup > p.max_duplicate_lines:
-                return over("max_duplicate_lines", dup, p.max_duplicate_lines)
-        counts = Counter(words)
-        if p.max_caps_fraction is not None and words:
-            caps = sum(c for w, c in counts.items() if len(w) > 1 and w.isupper()) / len(words)
-            if caps > p.max_caps_fraction:
-                return over("max_caps_fraction", caps, p.max_caps_fraction)
-        if p.min_entropy is not None and words:
-            total = len(words)
-            entropy = -sum(c / total * math.log2(c / total) for c in counts.values())
-            if entropy < p.min_entropy:
-                return under("min_entropy", entropy, p.min_entropy)
-        return None
+            rules.append(
+                ("max_duplicate_lines", _duplicate_lines(texts), p.max_duplicate_lines, "max")
+            )
+        if p.max_caps_fraction is not None:
+            caps = pc.and_(pc.utf8_is_upper(flat), pc.greater(pc.utf8_length(flat), 1))
+            caps = np.bincount(doc, caps.to_numpy(zero_copy_only=False), minlength=n)
+            rules.append(
+                ("max_caps_fraction", caps / np.maximum(n_words, 1), p.max_caps_fraction, "max")
+            )
+        if p.min_entropy is not None:
+            # words are the documents' texts: an empty document has no entropy to judge
+            entropy = np.where(n_words > 0, _entropy(doc, flat, n, n_words), np.inf)
+            rules.append(("min_entropy", entropy, p.min_entropy, "min"))
+        return first_failures(rules, n)
+
+
+def first_failures(
+    rules: list[tuple[str, np.ndarray, float | None, str]], n: int
+) -> list[str | None]:
+    """Per document, the reason of the first rule it fails (rules with a None threshold are
+    off): ``name: value > threshold`` or ``name: value < threshold``."""
+    out: list[str | None] = [None] * n
+    todo = np.ones(n, np.bool_)
+    for name, values, threshold, bound in rules:
+        if threshold is None:
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = (values < threshold if bound == "min" else values > threshold) & todo
+        for i in np.flatnonzero(bad):
+            out[i] = (under if bound == "min" else over)(name, float(values[i]), threshold)
+        todo &= ~bad
+    return out
+
+
+def _group_counts(doc: np.ndarray, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(document, count) of every distinct value within each document."""
+    grouped = pa.table({"doc": doc, "v": values}).group_by(["doc", "v"]).aggregate([("v", "count")])
+    return (
+        grouped.column("doc").to_numpy(),
+        grouped.column("v_count").to_numpy().astype(np.float64),
+    )
+
+
+def _entropy(doc: np.ndarray, words: pa.Array, n: int, n_words: np.ndarray) -> np.ndarray:
+    """Unigram entropy of each document's words, in bits: log2 N - sum(c log2 c) / N."""
+    d, c = _group_counts(doc, words)
+    s = np.bincount(d, c * np.log2(c), minlength=n)
+    total = np.maximum(n_words, 1)
+    return np.log2(total) - s / total
+
+
+def _duplicate_lines(texts: pa.Array) -> np.ndarray:
+    """Fraction of each document's non-blank lines (stripped) that occur more than once."""
+    lines = pc.split_pattern(texts, "\n")
+    counts = pc.list_value_length(lines).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.utf8_trim_whitespace(lines.flatten())
+    doc = np.repeat(np.arange(len(texts)), counts)
+    keep = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
+    d, c = _group_counts(doc[keep], pc.filter(flat, pa.array(keep)))
+    total = np.bincount(d, c, minlength=len(texts))
+    dup = np.bincount(d, c * (c > 1), minlength=len(texts))
+    return dup / np.maximum(total, 1)
 
 
 class CodeSecretsFilter(CodeFilter):

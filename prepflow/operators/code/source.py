@@ -1,5 +1,5 @@
 """What the code operators share about source files: languages by file name, comment syntax,
-code tokens, fenced code in model replies, and column-wise line statistics."""
+fenced code in model replies, and column-wise line statistics and code tokens."""
 
 from __future__ import annotations
 
@@ -54,7 +54,6 @@ LINE_COMMENTS: dict[str, tuple[str, ...]] = {
     "Clojure": (";",), "OCaml": ("(*", "*"), "HTML": ("<!--",), "XML": ("<!--",),
 }  # fmt: skip
 
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|[^\sA-Za-z0-9_]")
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
 
@@ -76,12 +75,6 @@ def language_of(path: str | None, text: str | None = None) -> str | None:
             if base in SHEBANGS:
                 return SHEBANGS[base]
     return None
-
-
-def code_tokens(text: str) -> list[str]:
-    """Identifiers, numbers and single punctuation characters: what code is made of, with
-    layout and comments' spacing gone (the unit of near-dup and contamination checks)."""
-    return _TOKEN.findall(text)
 
 
 def fenced_code(reply: str, language: str | None = "python") -> str:

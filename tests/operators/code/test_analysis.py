@@ -140,3 +140,24 @@ def test_fence_extractor():
     batch = pa.table({"_id": [0, 1, 2], "text": replies})
     out = CodeFenceExtractor().bind({}).run_batch(batch).kept
     assert out.column("text").to_pylist() == ["print(1)", "y()", "z()"]
+
+
+def test_template_files_are_near_duplicates_only_with_punctuation():
+    names = [
+        "encodings/euc_jp.py",
+        "encodings/euc_jis_2004.py",
+        "encodings/shift_jis.py",
+        "textwrap.py",
+    ]
+    files = [(n, stdlib(n)) for n in names]
+
+    def dropped(**params):
+        tokens = CodeTokenizer(**params).bind({}).run_batch(files_table(files)).kept
+        dedup = MinHashDedup(threshold=0.85).bind({"text": "code_tokens"})
+        dedup.observe(tokens)
+        dedup.finalize()
+        r = dedup.run_batch(tokens)
+        return [] if r.dropped is None else r.dropped.column("path").to_pylist()
+
+    assert dropped() == ["encodings/euc_jis_2004.py", "encodings/shift_jis.py"]
+    assert dropped(punctuation=False) == []

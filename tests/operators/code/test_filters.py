@@ -191,3 +191,35 @@ def test_null_text_is_dropped_with_a_reason():
     batch = pa.table({"_id": [0, 1], "text": pa.array([None, stdlib("textwrap.py")], pa.string())})
     r = CodeDocQualityFilter().bind({}).run_batch(batch)
     assert r.dropped.column("_reason").to_pylist() == ["text is null"]
+
+
+def _doc_quality_by_hand(text: str) -> str | None:
+    """CodeDocQualityFilter's rules with its defaults, in plain Python, for comparison."""
+    import math
+    import re
+    from collections import Counter
+
+    n = len(text)
+    if n < 100 or n > 100_000:
+        return "min_chars" if n < 100 else "max_chars"
+    if (text.count("{") + text.count("}")) / n > 0.1:
+        return "max_curly_fraction"
+    words = re.findall(r"\w+", text)
+    if len(words) < 10 or len(words) > 50_000:
+        return "min_words" if len(words) < 10 else "max_words"
+    lines = Counter(s for line in text.split("\n") if (s := line.strip()))
+    if sum(c for c in lines.values() if c > 1) / max(sum(lines.values()), 1) > 0.5:
+        return "max_duplicate_lines"
+    counts = Counter(words)
+    if sum(c for w, c in counts.items() if len(w) > 1 and w.isupper()) / len(words) > 0.3:
+        return "max_caps_fraction"
+    entropy = -sum(c / len(words) * math.log2(c / len(words)) for c in counts.values())
+    return "min_entropy" if entropy < 2.0 else None
+
+
+def test_doc_quality_agrees_with_a_plain_python_count(stdlib_files):
+    files = stdlib_files[::6]
+    r = reasons(run(CodeDocQualityFilter(), files))
+    for path, text in files:
+        got = r.get(path)
+        assert (got.split(":")[0] if got else None) == _doc_quality_by_hand(text), path
