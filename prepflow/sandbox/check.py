@@ -98,7 +98,8 @@ def judge(
     others = [p for p in seen["pids_visible"] if p != seen["pid"]]
     hidden = not seen["visible_host_dirs"] and not seen["usr_writable"]
     loopback_only = set(seen["interfaces"]) <= {"lo"}
-    uid_ok = bool(outside) and 0 not in outside and os.getuid() not in outside
+    # root starts workers under uids of their own; another user's workers keep its uid
+    uid_ok = bool(outside) and 0 not in outside and (os.getuid() == 0 or outside == {os.getuid()})
     return [
         f(
             "user",

@@ -13,6 +13,7 @@ bubblewrap works unprivileged through a user namespace.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
@@ -24,7 +25,7 @@ from pathlib import Path
 #: Every protection a worker with namespaces has (names used in results and ``sandbox check``).
 ALL_PROTECTIONS = (
     "user",  # its own user namespace (uid 1000 inside); no further user namespaces
-    "uid",  # a dropped, unprivileged uid of its own (outside: not root, not the caller)
+    "uid",  # an unprivileged uid outside: as root, one of its own per worker; else the caller's
     "pid",  # a pid namespace per execution: sees only its processes, all killed at the end
     "net",  # a network namespace per execution: no interface but a down loopback
     "mount",  # read-only system, no home/work/run dirs, private /tmp and scratch tmpfs
@@ -104,12 +105,8 @@ def plan(python: str | None = None, *, tmp_mb: int = 64, namespaces: bool = True
         args += ["--bounding-set=-all", "--"]
     elif root:
         missing["uid"] = "setpriv not found (util-linux): the worker keeps uid 0 outside"
-    else:
+    else:  # not root: the caller's unprivileged uid outside, its files hidden by the mounts
         args += ["--unshare-user"]
-        missing["uid"] = (
-            "not root: outside, programs run with the caller's uid (its files stay hidden by "
-            "the mount namespace)"
-        )
     args += [python, "-I", "-B", "/.prepflow/zygote.py"]
     config = {
         "namespaces": True,
@@ -193,6 +190,14 @@ def _view(python: str) -> list[str]:
 def _readable_by_all(path: Path) -> bool:
     """Whether any uid can reach ``path`` (every directory on the way is world-searchable)."""
     return all(p.stat().st_mode & 0o005 == 0o005 for p in (path, *path.parents))
+
+
+def with_new_uid(plan: LaunchPlan) -> LaunchPlan:
+    """The fallback ``plan`` for another worker: programs get a uid of their own (the cleanup
+    kills every process of that uid, which must be this worker's alone)."""
+    if plan.namespaces or plan.config.get("uid") is None:
+        return plan
+    return dataclasses.replace(plan, config={**plan.config, "uid": _next_uid()})
 
 
 def _next_uid() -> int:

@@ -204,8 +204,10 @@ class ProcessSandbox:
 
     def _spawn(self) -> Worker:
         plan = self._plan
-        if plan.namespaces and "uid" in plan.protections:
+        if plan.namespaces and os.geteuid() == 0 and "uid" in plan.protections:
             plan = isolation.plan(self._python, namespaces=True)  # a uid of its own
+        elif not plan.namespaces:
+            plan = isolation.with_new_uid(plan)
         worker = Worker(plan)
         with self._lock:
             self._all.append(worker)

@@ -52,3 +52,22 @@ def test_namespaced_sandbox_has_every_protection(sandbox):
     assert sandbox.namespaces and sandbox.missing == {}
     assert set(sandbox.protections) == set(ALL_PROTECTIONS)
     assert set(sandbox.run_python("pass").protections) == set(ALL_PROTECTIONS)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uids are dropped only by root")
+def test_fallback_workers_have_uids_of_their_own():
+    """One execution's cleanup kills every process of its uid: never another's program."""
+    import threading
+
+    with ProcessSandbox(workers=2, namespaces=False, python="/usr/bin/python3") as sb:
+        assert "uid" in sb.protections
+        slow = {}
+        t = threading.Thread(
+            target=lambda: slow.update(r=sb.run_python("import time\ntime.sleep(1)\nprint('done')"))
+        )
+        t.start()
+        time.sleep(0.3)
+        for _ in range(3):
+            assert sb.run_python("print('quick')").ok
+        t.join()
+        assert slow["r"].ok and slow["r"].stdout == "done\n"
