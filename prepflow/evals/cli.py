@@ -125,8 +125,12 @@ async def _evaluate(config, sandbox, model, problems, ks, samples, generation, t
     from prepflow.evals import humaneval as he
     from prepflow.serving import open_serving
 
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            typer.echo(f"{done}/{total} completions", err=True)
+
     async with open_serving(config) as serving:
         return await he.evaluate_async(
             serving, sandbox, model=model or config.model or config.backend, problems=problems,
-            ks=ks, samples=samples, generation=generation, timeout_s=timeout,
+            ks=ks, samples=samples, generation=generation, timeout_s=timeout, progress=progress,
         )  # fmt: skip

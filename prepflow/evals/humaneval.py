@@ -16,7 +16,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -174,15 +174,25 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 async def generate(
-    serving: Any, problems: Sequence[Problem], samples: int, generation: dict[str, Any]
+    serving: Any,
+    problems: Sequence[Problem],
+    samples: int,
+    generation: dict[str, Any],
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[list[tuple[str, int]]]:
     """``samples`` replies (text, completion tokens) per problem, all requests in flight at
-    once (the serving layer bounds the concurrency). Sample i uses seed ``seed + i``."""
+    once (the serving layer bounds the concurrency). Sample i uses seed ``seed + i``;
+    ``progress(done, total)`` is called after each reply."""
     seed = int(generation.get("seed", 0))
+    total, done = len(problems) * samples, 0
 
     async def ask(problem: Problem, i: int) -> tuple[str, int]:
+        nonlocal done
         params = {**generation, "seed": seed + i}
         response = await serving.chat(chat_messages(problem), **params)
+        done += 1
+        if progress is not None:
+            progress(done, total)
         return response.text, response.completion_tokens
 
     replies = await asyncio.gather(*(ask(p, i) for p in problems for i in range(samples)))
@@ -199,6 +209,7 @@ async def evaluate_async(
     samples: int | None = None,
     generation: dict[str, Any] | None = None,
     timeout_s: float = TIMEOUT_S,
+    progress: Callable[[int, int], None] | None = None,
 ) -> HumanEvalReport:
     """Sample completions from ``serving``, run them in ``sandbox``, and score pass@k."""
     n = samples or max(ks)
@@ -206,7 +217,7 @@ async def evaluate_async(
         raise ValueError(f"pass@{max(ks)} needs at least {max(ks)} samples per problem, not {n}")
     generation = {"temperature": 0.0 if n == 1 else 0.8, "max_tokens": 768, **(generation or {})}
     t0 = time.perf_counter()
-    replies = await generate(serving, problems, n, generation)
+    replies = await generate(serving, problems, n, generation, progress)
     t1 = time.perf_counter()
     flat = [p for p in problems for _ in range(n)]
     programs = [

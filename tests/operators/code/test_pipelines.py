@@ -192,9 +192,9 @@ def test_code_sft_synth_with_the_embedded_model(tmp_path):
     overrides = [
         "synthesize.n=1",
         "synthesize.generation={temperature: 0, max_tokens: 96}",
-        "solve.generation={max_tokens: 160}",
-        "tests.generation={max_tokens: 200}",
-        "tests.n_tests=2",
+        "solve.generation={max_tokens: 128}",
+        "tests.generation={max_tokens: 160}",
+        "tests.n_tests=1",
     ]
     rep = run_pipeline(
         spec, input=seeds, output=tmp_path / "o.jsonl", run_dir=tmp_path / "run",
