@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 
 from prepflow.core.context import ExecStatus, Limits
 from tests.sandbox.conftest import processes_of, with_marker, worker_uids
@@ -155,6 +156,7 @@ while True:
     assert sandbox.run_python("print('still serving')").stdout == "still serving\n"
 
 
+@pytest.mark.slow  # burns a CPU-second on every core
 def test_threads_spinning_on_every_core_hit_the_cpu_limit(sandbox):
     code = """
 import hashlib, os, threading

@@ -54,6 +54,7 @@ def test_namespaced_sandbox_has_every_protection(sandbox):
     assert set(sandbox.run_python("pass").protections) == set(ALL_PROTECTIONS)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="uids are dropped only by root")
 def test_fallback_workers_have_uids_of_their_own():
     """One execution's cleanup kills every process of its uid: never another's program."""
