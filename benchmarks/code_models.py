@@ -52,7 +52,8 @@ def humaneval(model: str, limit: int | None, seed: int) -> dict:
 def sft(model: str) -> dict:
     out, run = WORK / "code_sft.jsonl", WORK / "code_sft_run"
     cmd = [PREPFLOW, "run", "code-sft-synth", "-i", str(REPO / "examples" / "code_seeds.jsonl"),
-           "-o", str(out), "--run-dir", str(run), "--fresh", "--model", model]  # fmt: skip
+           "-o", str(out), "--run-dir", str(run), "--fresh", "--model", model,
+           "--max-failure-rate", "1"]  # a small model's unusable answers are failure records  # fmt: skip
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import secrets
 from typing import Any, Literal
@@ -144,6 +145,23 @@ def _top_level_names(code: str) -> set[str]:
     }
 
 
+def without_definitions(code: str, names: set[str]) -> str:
+    """``code`` without its top-level functions and classes named in ``names`` (decorators
+    included), the rest of its text untouched."""
+    tree = ast.parse(code)
+    drop: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and (
+            node.name in names
+        ):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            drop.update(range(first, (node.end_lineno or node.lineno) + 1))
+    if not drop:
+        return code
+    lines = code.splitlines()
+    return "\n".join(line for k, line in enumerate(lines, 1) if k not in drop).strip("\n")
+
+
 class CodeInstructionSynthesizer(PromptedFanOutGenerator):
     """Writes ``n`` new programming tasks from each seed task (self-instruct for code).
 
@@ -197,9 +215,11 @@ class InstructionToCode(LLMOperator):
 
 class UnitTestGenerator(LLMOperator):
     """Writes unit tests for a solution of a task (``tests``): pytest functions with plain
-    asserts, or doctest examples. The tests must parse and contain at least one test; tests
-    that redefine the solution's functions are refused (they would test themselves). Run them
-    with :class:`~prepflow.operators.code.execution.ExecutionEvaluator`."""
+    asserts, or doctest examples. The tests must parse and contain at least one test. Small
+    models often paste the solution above their tests although told not to: such a copy of
+    the solution's functions is cut out, so that the tests run against the solution itself
+    and not against their own copy. Run them with
+    :class:`~prepflow.operators.code.execution.ExecutionEvaluator`."""
 
     domain = "code"
     inputs = (
@@ -231,12 +251,13 @@ class UnitTestGenerator(LLMOperator):
         if not any(isinstance(n, ast.FunctionDef) and n.name.startswith("test") for n in tree.body):
             raise ValueError("no test function (def test_...) in the reply")
         solution = row.get(self.col("solution")) or ""
-        try:
-            redefined = _top_level_names(solution) & _top_level_names(tests)
-        except SyntaxError:
-            redefined = set()
-        if redefined:
-            raise ValueError(f"the tests redefine the solution's {sorted(redefined)}")
+        with contextlib.suppress(SyntaxError):  # an unparsable solution fails when it runs
+            tests = without_definitions(tests, _top_level_names(solution))
+        if not any(
+            isinstance(n, ast.FunctionDef) and n.name.startswith("test")
+            for n in ast.parse(tests).body
+        ):
+            raise ValueError("no test function left once the solution's copy was removed")
         return {"tests": tests}
 
 

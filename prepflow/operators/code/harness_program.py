@@ -117,6 +117,7 @@ def run_tests(tests_source, entry_point):
     module = types.ModuleType("tests")
     module.__file__ = os.path.abspath("tests.py")
     module.__dict__.update({k: v for k, v in vars(solution).items() if not k.startswith("__")})
+    module.pytest = sys.modules["pytest"]  # tests often use pytest.raises without importing it
     sys.modules["tests"] = module
     exec(compile(tests_source, module.__file__, "exec"), module.__dict__)
     for name, obj in list(vars(module).items()):

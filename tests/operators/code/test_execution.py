@@ -99,6 +99,11 @@ def test_every_test_style_and_every_way_to_fail(ctx):
         },
         {"solution": "def add(a, b:\n", "tests": "def test_x():\n    assert add(1, 1) == 2\n"},
         {"solution": add, "tests": "def test_boom():\n    raise KeyError('k')\n"},
+        # pytest used without being imported, as models write it
+        {
+            "solution": add,
+            "tests": "def test_r():\n    with pytest.raises(TypeError):\n        add(1, 'x')\n",
+        },
     ]
     for r in rows:
         r.setdefault("entry_point", None)
@@ -106,7 +111,7 @@ def test_every_test_style_and_every_way_to_fail(ctx):
     summary = [(r["tests_run"], r["tests_passed"], r["exec_status"]) for r in out]
     assert summary == [
         (3, 2, "ok"), (1, 1, "ok"), (2, 1, "ok"), (1, 1, "ok"),
-        (0, 0, "timeout"), (0, 0, "no-report"), (0, 0, "error"), (1, 0, "ok"),
+        (0, 0, "timeout"), (0, 0, "no-report"), (0, 0, "error"), (1, 0, "ok"), (1, 1, "ok"),
     ]  # fmt: skip
     assert out[0]["test_failures"] == ["test_p[1]: assert add(a, b) == c"]
     assert out[2]["test_failures"][0].startswith("doctest 2: add(2, 2): ")

@@ -11,6 +11,7 @@ import textwrap as textwrap_module
 from types import SimpleNamespace
 
 import pyarrow as pa
+import pyarrow.compute
 import pytest
 
 from prepflow.operators.code.generators import (
@@ -82,7 +83,7 @@ def test_unit_tests_must_test_and_not_redefine():
         batch = table(instruction=list(replies), solution=[solution] * 3)
         r = run_operator(UnitTestGenerator(n_tests=2), batch, server)
         assert "Write exactly 2 pytest test functions" in server.received[0].prompt
-    assert r.kept.column("tests").to_pylist() == ["def test_double():\n    assert f(2) == 4"]
+    assert r.kept.column("tests").to_pylist()[0] == "def test_double():\n    assert f(2) == 4"
     errors = dict(
         zip(
             r.failed.column("instruction").to_pylist(),
@@ -90,10 +91,10 @@ def test_unit_tests_must_test_and_not_redefine():
             strict=True,
         )
     )
-    assert errors == {
-        "none": "ValueError: no test function (def test_...) in the reply",
-        "copy": "ValueError: the tests redefine the solution's ['f']",
-    }
+    assert errors == {"none": "ValueError: no test function (def test_...) in the reply"}
+    copy = r.kept.filter(pa.compute.equal(r.kept.column("instruction"), "copy"))
+    # the model's copy of the solution is cut out: the tests run against the real one
+    assert copy.column("tests").to_pylist() == ["def test_double():\n    assert f(2) == 4"]
     with ScriptedServer(lambda req: "```\n>>> f(2)\n4\n```") as server:
         r = run_operator(
             UnitTestGenerator(style="doctest"),
