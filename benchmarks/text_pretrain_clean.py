@@ -171,34 +171,42 @@ def run_engine_floor(source: Path, workers: int) -> dict:
     return run_prepflow(source, workers, str(spec))
 
 
+#: DataFlow's virtualenv (.bench/dataflow): its CPU torch wheel, open-dataflow without its
+#: GPU-heavy dependencies, and what its CPU pipelines import (benchmarks/code_pt_filter.py too)
+DATAFLOW_INSTALLS = [
+    ["torch==2.13.0"],
+    ["--no-deps", "open-dataflow==1.0.13"],
+    [
+        "numpy<2",
+        "datasets",
+        "pandas==2.3.3",
+        "pyarrow==20.0.0",
+        "datasketch",
+        "nltk",
+        "tqdm",
+        "colorlog",
+        "appdirs",
+        "rich",
+        "pydantic",
+        "pyyaml",
+        "scipy",
+        "json5",
+        "docstring_parser",
+        "addict",
+        "psutil",
+        "tiktoken",
+        "transformers",
+        "colorama",
+    ],
+]
+
+
+def dataflow_python() -> Path:
+    return ensure_venv("dataflow", *DATAFLOW_INSTALLS)
+
+
 def run_dataflow(source: Path) -> dict:
-    python = ensure_venv(
-        "dataflow",
-        ["torch==2.13.0"],
-        ["--no-deps", "open-dataflow==1.0.13"],
-        [
-            "numpy<2",
-            "datasets",
-            "pandas==2.3.3",
-            "pyarrow==20.0.0",
-            "datasketch",
-            "nltk",
-            "tqdm",
-            "colorlog",
-            "appdirs",
-            "rich",
-            "pydantic",
-            "pyyaml",
-            "scipy",
-            "json5",
-            "docstring_parser",
-            "addict",
-            "psutil",
-            "tiktoken",
-            "transformers",
-            "colorama",
-        ],
-    )
+    python = dataflow_python()
     nltk_data = WORK / "nltk_data"  # empty punkt tables: NLTK cannot download its data here
     tables = nltk_data / "tokenizers" / "punkt_tab" / "english"
     tables.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from prepflow.core.errors import CompileError, PrepflowError
 from prepflow.core.operator import ID, Kind, Operator
 from prepflow.core.registry import registry
 from prepflow.engine.spec import PipelineSpec, StepSpec
+from prepflow.sandbox.isolation import find_bwrap
 from prepflow.serving.check import serving_problems
 
 
@@ -188,6 +189,8 @@ def compile_pipeline(
         schema = out
     if needs_llm:
         problems += serving_problems(spec.serving, reach=reach_serving)
+    if any(s.op.requires.sandbox for s in steps):
+        problems += _sandbox_problems(spec)
     if problems:
         raise CompileError(problems)
     plan = Plan(spec, steps, input_schema or {}, estimated_rows=estimated_rows)
@@ -233,6 +236,18 @@ def _column_problems(label: str, op: Operator, schema: Schema, unsure: list[str]
                 f"{label}: input column {actual!r} is {schema[actual]}, {op.name} expects {col.type}"
             )
     return problems
+
+
+def _sandbox_problems(spec: PipelineSpec) -> list[str]:
+    """A step runs code: in strict mode (``settings.sandbox.strict``) the namespaces must be
+    available here, since the rlimit-only fallback is refused at run time."""
+    settings = spec.settings.get("sandbox") or {}
+    if isinstance(settings, dict) and settings.get("strict") and find_bwrap() is None:
+        return [
+            "settings.sandbox.strict: bubblewrap is not installed, and strict mode refuses the "
+            "weaker rlimit-only sandbox: apt-get install bubblewrap (prepflow sandbox check says more)"
+        ]
+    return []
 
 
 def _requirement_problems(label: str, op: Operator) -> list[str]:

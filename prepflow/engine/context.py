@@ -12,24 +12,43 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from prepflow.core.context import Database, Sandbox, Serving
 from prepflow.core.errors import ConfigError
 from prepflow.data.readers import open_input
+from prepflow.sandbox import open_sandbox
 from prepflow.sandbox.sql import open_database
 
 log = logging.getLogger("prepflow")
 
 
 class RunResources:
-    """What a run opens once per process and its steps share: databases (read-only, cached by
-    source), closed when the run ends."""
+    """What a run opens once per process and its steps share, on first use, and closes when the
+    run ends: databases (read-only, cached by source) and the sandbox (its workers start only
+    when a step runs code), opened with the pipeline's ``settings: {sandbox: {strict, workers}}``."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandbox_settings: dict[str, Any] | None = None) -> None:
+        settings = sandbox_settings or {}
+        if not isinstance(settings, dict):
+            raise ConfigError("settings.sandbox must be a mapping, e.g. {strict: true}")
+        if unknown := set(settings) - {"strict", "workers"}:
+            raise ConfigError(
+                f"settings.sandbox: unknown key(s) {sorted(unknown)} (allowed: strict, workers)"
+            )
+        self._sandbox_settings = settings
+        self._sandbox: Any = None
         self._databases: dict[tuple[str, str | None], Database] = {}
         self._lock = threading.Lock()
+
+    @property
+    def sandbox(self) -> Sandbox:
+        with self._lock:
+            if self._sandbox is None:
+                self._sandbox = open_sandbox(**self._sandbox_settings)
+            return self._sandbox
 
     def database(self, source: str, db_id: str | None = None) -> Database:
         key = (str(source), db_id)
@@ -43,6 +62,9 @@ class RunResources:
             for db in self._databases.values():
                 db.close()
             self._databases.clear()
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
 
 
 #: Worker processes share one set of resources per process, closed when the process exits.
@@ -90,9 +112,8 @@ class EngineContext:
 
     @property
     def sandbox(self) -> Sandbox:
-        raise ConfigError(
-            "this step needs the sandbox (prepflow.sandbox), which this installation lacks"
-        )
+        """Opened on first use (``prepflow.sandbox.open_sandbox``), shared by the run's steps."""
+        return self._resources.sandbox
 
     def database(self, source: str, db_id: str | None = None) -> Database:
         """Opened read-only on first use (``prepflow.sandbox.sql.open_database``), shared by

@@ -322,7 +322,7 @@ def _execute_session(
     if serving is not None:
         serving.on_status = bar.message
     seed = int(run.spec.settings.get("seed", 0))
-    resources = RunResources()
+    resources = RunResources(run.spec.settings.get("sandbox"))
 
     def context(step: CompiledStep) -> EngineContext:
         return EngineContext(

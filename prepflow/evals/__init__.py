@@ -1,1 +1,2 @@
-"""Evaluations of models on benchmarks (``prepflow eval ...``)."""
+"""Evaluations of models on public benchmarks, with untrusted code run in the sandbox
+(``prepflow eval ...``)."""
