@@ -47,6 +47,10 @@ ERROR_TYPE, ERROR, ATTEMPTS, RAW = "_error_type", "_error", "_attempts", "_raw"
 #: schema metadata :data:`MEASURED_RULES` describes the rules), so that a threshold's what-if
 #: needs no rerun.
 MEASURES = "measures"
+#: ``llm_calls``: the LLM calls behind each row of an LLM step (``_id``, the messages sent, the
+#: reply, cached or not, tokens, the error when the call gave up): the dashboard's prompts and
+#: responses per row. Only what the prompt holds is recorded: no endpoint, header or key.
+LLM_CALLS = "llm_calls"
 #: Schema metadata key of a ``measures`` table: JSON list of {param, measure, bound, threshold,
 #: column} per rule, in the order the filter applies them (bound: ``min`` drops values below the
 #: threshold, ``max`` values above it; NaN never fails).
@@ -84,7 +88,7 @@ class Result:
     kept: pa.Table
     dropped: pa.Table | None = None
     failed: pa.Table | None = None
-    #: side records by kind (:data:`MEASURES`), kept beside the shard, never data
+    #: side records by kind (:data:`MEASURES`, :data:`LLM_CALLS`), kept beside the shard
     extra: dict[str, pa.Table] = field(default_factory=dict)
 
     @property

@@ -14,6 +14,7 @@ Layout::
       dropped/<k>-<op>/shard-NNNNN.parquet     rows a filter dropped, with `_reason`
       failures/<k>-<op>/shard-NNNNN.parquet    rows that errored, with `_error_type`, `_error`, ...
       measures/<k>-<op>/shard-NNNNN.parquet    a threshold filter's measured values per row
+      llm_calls/<k>-<op>/shard-NNNNN.parquet   an LLM step's calls per row (messages, reply)
       quarantine/shard-NNNNN.jsonl             malformed input records (file, line, reason, raw)
       llm_cache.sqlite   the LLM response cache       logs/   local model servers' logs
       scratch/<step>/    operators' temporary files   report.json / report.md
@@ -42,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prepflow.core.errors import PrepflowError
-from prepflow.core.operator import MEASURES, Result, StepStats
+from prepflow.core.operator import LLM_CALLS, MEASURES, Result, StepStats
 from prepflow.data import journal
 from prepflow.data.records import BadRecord
 from prepflow.data.writers import TEMP_SUFFIX, is_temp_name, write_table_atomic, write_text_atomic
@@ -53,7 +54,7 @@ LOCK = "lock"
 CACHE_FILE = "llm_cache.sqlite"
 SHARD_KINDS = ("steps", "dropped", "failures")
 #: Side records of a step's shard (``Result.extra``), kept for the dashboard, never data.
-SIDE_KINDS = (MEASURES,)
+SIDE_KINDS = (MEASURES, LLM_CALLS)
 #: What prepflow writes at the top of a run directory; cleanup deletes these and nothing else.
 _OWN_FILES = (
     "pipeline.yaml",
