@@ -28,7 +28,8 @@ ALLOWED = {
     "engine": {"core", "data", "serving", "sandbox", "engine"},
     "testing": {"core", "data", "serving", "sandbox", "engine", "operators", "testing"},
     "templates": {"core", "templates"},
-    "cli": {"core", "data", "serving", "sandbox", "engine", "operators", "templates", "cli"},
+    "ui": {"core", "data", "serving", "engine", "ui"},
+    "cli": {"core", "data", "serving", "sandbox", "engine", "operators", "templates", "ui", "cli"},
     "package": {"core", "engine", "cli"},  # prepflow/__init__.py (lazy names), __main__.py
 }
 
@@ -187,7 +188,7 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
     return out
 
 
-@pytest.mark.parametrize("layer", ["core", "data", "serving", "operators.common", "engine"])
+@pytest.mark.parametrize("layer", ["core", "data", "serving", "operators.common", "engine", "ui"])
 def test_each_layer_imports_alone_without_loading_a_higher_one(layer: str) -> None:
     known = [m for m in modules() if layer_of(m) == layer]
     code = (

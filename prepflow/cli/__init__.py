@@ -13,6 +13,7 @@ import typer
 
 from prepflow.cli.lm import lm_app
 from prepflow.cli.models import models_app
+from prepflow.cli.ui import ui
 
 app = typer.Typer(
     name="prepflow",
@@ -35,6 +36,7 @@ def _collect_from_here() -> None:
 
 app.add_typer(models_app, name="models", help="List and pull local GGUF models.")
 app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
+app.command(name="ui")(ui)
 
 PipelineArg = Annotated[
     str,
