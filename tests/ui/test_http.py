@@ -203,13 +203,25 @@ def test_rows_are_found_by_id_and_by_text(ui: str):
 # ---- failures ---------------------------------------------------------------------------------
 
 
-def test_failures_by_kind_with_a_retry_command_that_works(runs: Runs, ui: str):
-    failed = rows(runs.run("sft-retry"), "failures", "04-judge")
+def retry_command(ui: str, name: str) -> str:
+    page = get(ui, f"/runs/{name}/failures").text
+    return html.unescape(re.search(r'<pre class="cmd">(.*?)</pre>', page, re.S)[1])
+
+
+def test_failures_are_grouped_by_kind_with_the_retry_command(runs: Runs, ui: str):
+    failed = rows(runs.run("sft"), "failures", "04-judge")
     assert failed and all(FAIL_MARK in r["instruction"] for r in failed)
-    page = get(ui, "/runs/sft-retry/failures").text
+    page = get(ui, "/runs/sft/failures").text
     assert f'<span class="count">{len(failed)}</span> InvalidOutput' in page
-    command = html.unescape(re.search(r'<pre class="cmd">(.*?)</pre>', page, re.S)[1])
-    assert command == f"prepflow retry {shlex.quote(str(runs.run('sft-retry')))}"
+    lineage = get(ui, f"/runs/sft/rows/{failed[0][ID]}").text.split('id="step-4"')[1]
+    assert html.escape(failed[0]["_raw"], quote=False) in lineage  # what the model said
+    assert retry_command(ui, "sft") == f"prepflow retry {shlex.quote(str(runs.run('sft')))}"
+    assert "No row failed" in get(ui, "/runs/clean/failures").text
+
+
+@pytest.mark.slow
+def test_the_retry_command_shown_re_runs_the_failed_rows(runs: Runs, ui: str):
+    command = retry_command(ui, "sft-retry")
     judge_or_refuse.fixed = True  # the model answers this time
     try:
         done = subprocess.run([sys.executable, "-m", "prepflow.cli", *shlex.split(command)[1:]],
@@ -318,6 +330,7 @@ def test_only_the_hosts_it_listens_on_are_answered(ui: str):
     assert httpx.get(ui + "/", headers={"Host": "localhost"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_listening_beyond_loopback_warns(runs: Runs):
     proc, url = start_ui(runs.root, "--host", "0.0.0.0")
     try:
@@ -395,6 +408,7 @@ def test_no_secret_is_shown(ui: str, name: str, steps: int):
 # ---- live -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_is_live_while_it_runs_and_resumable_once_killed(runs: Runs, ui: str, tmp_path: Path):
     pipeline = slow_pipeline(tmp_path / "slow.yaml", sleep_s=0.3)
     src = write_rows(tmp_path / "in.jsonl", 8_000)
