@@ -60,7 +60,6 @@ def run_summary(runs: RunsDir, name: str) -> dict[str, Any]:
         "rows_in": inp.rows_in,
         "quarantined": inp.quarantined,
         "rows_out": last[1].rows_out if last else None,
-        "complete": bool(last) and last[2] == n and n > 0,
         "progress": f"{done}/{n * len(steps)}" if steps else "0/0",
         "requests": llm.get("requests"),
         "cache_hits": llm.get("cache_hits"),
@@ -105,6 +104,8 @@ def run_page(runs: RunsDir, name: str) -> dict[str, Any]:
     n = j.n_shards()
     prices = _prices(run_dir)
     stats = j.step_stats()
+    report = _report(run_dir) if j.reported() else None
+    planned = {e["index"]: e for e in ((report or {}).get("estimate") or {}).get("steps", [])}
     widest = max([s.rows_in for _, s, _ in stats] + [j.input_stats().rows_in, 1])
     steps = []
     for step, s, done in stats:
@@ -115,9 +116,9 @@ def run_page(runs: RunsDir, name: str) -> dict[str, Any]:
                 "shards_done": done,
                 "bars": _bars(s, widest),
                 "llm": step_usage(run_dir, step["dir"], n, prices),
+                "planned": planned.get(step["index"]),
             }
         )
-    report = _report(run_dir) if j.reported() else None
     return {
         "run": run_summary(runs, name),
         "n_shards": n,
@@ -315,7 +316,7 @@ def _cached_curve(
     version: tuple[int, float],
 ) -> whatif.Curve | None:
     """``whatif.curve``, kept while the step's shards are unchanged (``version``)."""
-    return whatif.curve(run_dir, step_dir, n, rule, kept=kept, other_groups=others)
+    return whatif.curve(run_dir, step_dir, n, rule, kept=kept, other_groups=others, version=version)
 
 
 def curve_info(curve: whatif.Curve) -> dict[str, Any]:

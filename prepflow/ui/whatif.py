@@ -17,9 +17,11 @@ count at any threshold is a binary search.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,38 +173,85 @@ class Curve:
 
 
 def curve(
-    run_dir: Path, step_dir: str, n_shards: int, rule: Rule, *, kept: int, other_groups: bool
+    run_dir: Path,
+    step_dir: str,
+    n_shards: int,
+    rule: Rule,
+    *,
+    kept: int,
+    other_groups: bool,
+    version: Hashable = None,
 ) -> Curve | None:
     """The best values there are for ``rule`` of the step in ``step_dir`` (None: none at all);
     ``kept``: the rows the step kept, ``other_groups``: whether it dropped rows for other
-    reasons too."""
+    reasons too; ``version``: changes when the step's shards do (the step's measures are read
+    once per version for all its rules)."""
     return (
-        _from_measures(run_dir, step_dir, n_shards, rule)
+        _from_measures(_measured(run_dir, step_dir, n_shards, version), rule)
         or _from_column(run_dir, step_dir, n_shards, rule, exact=not other_groups)
         or _from_reasons(run_dir, step_dir, n_shards, rule, kept)
     )
 
 
-def _from_measures(run_dir: Path, step_dir: str, n: int, rule: Rule) -> Curve | None:
+@dataclass(frozen=True)
+class _Measured:
+    """A step's measures: its rules, each rule's values, and per row how many rules it fails."""
+
+    rules: list[dict[str, Any]]
+    values: list[np.ndarray]  # per rule
+    fails: list[np.ndarray]  # per rule: the rows it fails
+    failed_rules: np.ndarray  # per row: how many rules it fails
+    ids: np.ndarray
+    shards: np.ndarray
+
+
+@functools.lru_cache(maxsize=2)
+def _measured(run_dir: Path, step_dir: str, n: int, version: Hashable) -> _Measured | None:
     paths = [(k, shard_file(run_dir, MEASURES, step_dir, k)) for k in range(n)]
     paths = [(k, p) for k, p in paths if p.exists()]
     if not paths:
         return None
-    described = json.loads(pq.read_schema(paths[0][1]).metadata[MEASURED_RULES])
-    mine = [r for r in described if r["param"] == rule.rule and r["measure"] == rule.measure]
+    rules = json.loads(pq.read_schema(paths[0][1]).metadata[MEASURED_RULES])
+    needed = [ID, *dict.fromkeys(r["column"] for r in rules)]
+    tables = [(k, t) for k, p in paths if (t := files.columns(p, needed)) is not None]
+    table = pa.concat_tables([t for _, t in tables])
+    columns = {c: _floats(table[c]) for c in needed[1:]}
+    values = [columns[r["column"]] for r in rules]
+    fails = [
+        ~_keeps(v, "<" if r["bound"] == "min" else ">", float(r["threshold"]))
+        for r, v in zip(rules, values, strict=True)
+    ]
+    return _Measured(
+        rules,
+        values,
+        fails,
+        np.sum(fails, axis=0) if fails else np.zeros(table.num_rows, int),
+        _ints(table[ID]),
+        np.concatenate([np.full(t.num_rows, k) for k, t in tables]),
+    )
+
+
+def _from_measures(measured: _Measured | None, rule: Rule) -> Curve | None:
+    if measured is None:
+        return None
+    mine = [
+        i
+        for i, r in enumerate(measured.rules)
+        if r["param"] == rule.rule and r["measure"] == rule.measure
+    ]
     if not mine:
         return None
-    needed = [ID, *dict.fromkeys(r["column"] for r in described)]
-    tables = [(k, files.columns(p, needed)) for k, p in paths]
-    table = pa.concat_tables([t for _, t in tables if t is not None])
-    shards = np.concatenate([np.full(t.num_rows, k) for k, t in tables if t is not None])
-    others = np.ones(table.num_rows, dtype=bool)
-    for r in described:
-        if r is not mine[0]:
-            op = "<" if r["bound"] == "min" else ">"
-            others &= _keeps(_floats(table[r["column"]]), op, float(r["threshold"]))
-    values = _floats(table[mine[0]["column"]])[others]
-    return _curve(rule, values, _ints(table[ID])[others], shards[others], "measures", True, True)
+    i = mine[0]
+    others_pass = measured.failed_rules - measured.fails[i] == 0
+    return _curve(
+        rule,
+        measured.values[i][others_pass],
+        measured.ids[others_pass],
+        measured.shards[others_pass],
+        "measures",
+        True,
+        True,
+    )
 
 
 def _from_column(run_dir: Path, step_dir: str, n: int, rule: Rule, exact: bool) -> Curve | None:

@@ -9,7 +9,8 @@ dashboard (`prepflow ui`) serving them on 127.0.0.1 in a subprocess.
 - ``secret``: a pipeline whose parameter holds a URL with a password;
 - ``sft-retry`` (a copy of ``sft``, for running the retry command the dashboard shows),
   ``clean-unmeasured`` (``clean`` as a run made before measures were recorded), ``elsewhere``
-  (a link to a run outside the folder) and ``not-a-run`` (a folder prepflow did not make).
+  (a link to a run outside the folder), ``new`` (a run directory without a journal yet) and
+  ``not-a-run`` (a folder prepflow did not make).
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         run_pipeline(secret, input=src, output=work / "secret.jsonl", run_dir=root / "secret",
                      progress=False)  # fmt: skip
         (root / "not-a-run").mkdir()  # a folder prepflow did not make: never listed or served
+        (root / "new").mkdir()  # a run directory whose run never began (no journal yet)
+        (root / "new" / ".prepflow-run").write_text("")
         shutil.copytree(root / "sft", root / "sft-retry")  # for the retry the dashboard tells
         old = shutil.copytree(root / "clean", root / "clean-unmeasured")  # as before measures
         shutil.rmtree(old / "measures")

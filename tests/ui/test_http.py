@@ -63,6 +63,8 @@ def test_the_runs_list_shows_each_runs_status_and_rows_from_its_files(runs: Runs
         assert listed[name]["rows_out"] == f"{count(run, 'steps', step_dirs(run)[-1]):,}"
     page = get(ui, "/").text
     assert 'href="/runs/clean-min30"' in page and "not-a-run" not in page
+    assert listed["new"]["status"] == "new" and listed["new"]["rows_in"] == "0"
+    assert get(ui, "/runs/new").status_code == 200
 
 
 @pytest.mark.parametrize("name", ["clean", "sft"])
