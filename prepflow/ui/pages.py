@@ -384,8 +384,9 @@ def yaml_change(
     name, key = rule.rule, None
     if rule.rule.endswith("]") and "[" in rule.rule:  # an entry of a mapping parameter
         name, key = rule.rule[:-1].split("[", 1)
-    spec = pipeline_view.spec(run_dir)
-    params = next((s.params for s in spec.steps if s.name == step["name"]), {})
+    spec = _spec_or_none(run_dir)
+    steps = spec.steps if spec is not None else []
+    params = next((s.params for s in steps if s.name == step["name"]), {})
     new: Any = yaml.safe_load(value)
     if key is not None:
         current = params.get(name, _default(step["op"], name)) or {}

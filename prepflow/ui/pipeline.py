@@ -50,7 +50,10 @@ def check(yaml_text: str, run_dir: Path) -> dict[str, Any]:
         pipeline = load_yaml(yaml_text if yaml_text.endswith("\n") else yaml_text + "\n")
     except PrepflowError as e:
         return {"problems": _problems(str(e)), "steps": []}
-    allowed = set(spec(run_dir).imports)
+    try:
+        allowed = set(spec(run_dir).imports)
+    except (OSError, PrepflowError):
+        allowed = set()  # the run's own pipeline is unreadable: import nothing
     refused = [i for i in pipeline.imports if i not in allowed]
     pipeline.imports = [i for i in pipeline.imports if i in allowed]
     problems = [
@@ -108,5 +111,8 @@ def steps(plan: Plan) -> list[dict[str, Any]]:
 
 def compiled(run_dir: Path) -> dict[str, Any]:
     """The run's own pipeline, compiled: {"yaml", "problems", "steps"}."""
-    yaml_text = text(run_dir)
+    try:
+        yaml_text = text(run_dir)
+    except OSError as e:
+        return {"yaml": "", "problems": [f"pipeline.yaml: {e.strerror}"], "steps": []}
     return {"yaml": yaml_text, **check(yaml_text, run_dir)}
