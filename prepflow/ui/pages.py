@@ -64,7 +64,7 @@ def run_summary(runs: RunsDir, name: str) -> dict[str, Any]:
         "requests": llm.get("requests"),
         "cache_hits": llm.get("cache_hits"),
         "tokens": (llm.get("prompt_tokens", 0) + llm.get("completion_tokens", 0)) if llm else None,
-        "cost_usd": llm.get("cost_usd") if llm else None,
+        "cost_usd": llm.get("cost_usd") if llm and _prices(runs.path(name)) else None,
         "error": j.sessions[-1].error if j.sessions else None,
     }
 
@@ -124,6 +124,7 @@ def run_page(runs: RunsDir, name: str) -> dict[str, Any]:
         "n_shards": n,
         "steps": steps,
         "llm": j.llm,
+        "priced": bool(prices),
         "estimate": (report or {}).get("estimate"),
         "problems": (report or {}).get("problems", []),
         "sessions": j.sessions,
@@ -182,10 +183,17 @@ def _json_file(path: str, mtime_ns: int) -> Any:
 
 
 def _pipeline_dict(run_dir: Path) -> dict[str, Any]:
+    """The run's pipeline.yaml as plain data ({} when unreadable)."""
+    path = run_dir / "pipeline.yaml"
     try:
-        data = yaml.safe_load((run_dir / "pipeline.yaml").read_text(encoding="utf-8"))
+        return _yaml_file(str(path), path.stat().st_mtime_ns)
     except (OSError, yaml.YAMLError):
         return {}
+
+
+@functools.lru_cache(maxsize=256)
+def _yaml_file(path: str, mtime_ns: int) -> dict[str, Any]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
 
 
@@ -478,7 +486,8 @@ def compare_page(runs: RunsDir, a: str, b: str) -> dict[str, Any]:
     rows = []
     for step in names:
         (sa, step_a), (sb, step_b) = ((side[1].get(step), side[2].get(step)) for side in sides)
-        keys = sorted(set(step_a.params if step_a else {}) | set(step_b.params if step_b else {}))
+        both = step_a is not None and step_b is not None
+        keys = sorted(set(step_a.params) | set(step_b.params)) if both else []
         shown = [(k, _param(step_a, k), _param(step_b, k)) for k in keys]
         rows.append(
             {
@@ -492,9 +501,7 @@ def compare_page(runs: RunsDir, a: str, b: str) -> dict[str, Any]:
     return {"a": sides[0][0], "b": sides[1][0], "steps": rows, "serving": serving}
 
 
-def _param(step: StepSpec | None, key: str) -> str:
-    if step is None:
-        return "(no such step)"
+def _param(step: StepSpec, key: str) -> str:
     if key in step.params:
         return masked(display(step.params[key]))
     return f"{masked(display(_default(step.op, key)))} (default)"
