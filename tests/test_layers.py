@@ -39,6 +39,7 @@ ALLOWED = {
         "operators.common",
         "evals",
     },
+    "ui": {"core", "data", "serving", "sandbox", "engine", "ui"},
     "cli": {
         "core",
         "data",
@@ -49,6 +50,7 @@ ALLOWED = {
         "operators.common",
         "templates",
         "evals",
+        "ui",
         "cli",
     },
     "package": {"core", "engine", "cli"},  # prepflow/__init__.py (lazy names), __main__.py
@@ -211,7 +213,7 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
 
 
 @pytest.mark.parametrize(
-    "layer", ["core", "data", "serving", "sandbox", "operators.common", "engine"]
+    "layer", ["core", "data", "serving", "sandbox", "operators.common", "engine", "ui"]
 )
 def test_each_layer_imports_alone_without_loading_a_higher_one(layer: str) -> None:
     known = [m for m in modules() if layer_of(m) == layer]

@@ -12,6 +12,7 @@ This module knows the serving layer only by its protocol (:mod:`prepflow.core.co
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import keyword
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ from prepflow.core.errors import (
     PrepflowError,
 )
 from prepflow.core.operator import (
+    ID,
+    LLM_CALLS,
     Kind,
     Operator,
     Params,
@@ -62,6 +65,26 @@ class LLMParams(Params):
 
 
 _LLM_PARAMS = frozenset(LLMParams.model_fields)
+
+#: The calls made for the row being answered: set per row by ``LLMOperator._outcome``, added to
+#: by ``LLMOperator.chat`` (a row's requests, gathered or not, run in tasks that share it).
+_ROW_CALLS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "prepflow_row_calls", default=None
+)
+#: One row per call in a step's ``llm_calls`` side record (see ``prepflow.core.operator``).
+CALLS_SCHEMA = pa.schema(
+    [
+        (ID, pa.int64()),
+        ("call", pa.int32()),
+        ("messages", pa.string()),  # JSON
+        ("reply", pa.string()),
+        ("cached", pa.bool_()),
+        ("attempts", pa.int32()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
 
 
 class RowFailed(PrepflowError):
@@ -169,7 +192,16 @@ class LLMOperator(Operator):
         params = {**self.params.generation, **generation}
         if "max_tokens" not in params and "max_tokens" not in self._serving.generation:
             params["max_tokens"] = self.max_tokens
-        return await self._serving.chat(messages, schema=self.schema, **params)
+        calls = _ROW_CALLS.get()
+        try:
+            response = await self._serving.chat(messages, schema=self.schema, **params)
+        except Exception as e:
+            if calls is not None:
+                calls.append(_call(messages, getattr(e, "raw", None), error=e))
+            raise
+        if calls is not None:
+            calls.append(_call(messages, response.text, response=response))
+        return response
 
     def checked_parse(self, row: dict[str, Any], response: ChatResponse) -> Any:
         """:meth:`parse` plus shape and type checks; problems become :class:`RowFailed` (and
@@ -264,8 +296,11 @@ class LLMOperator(Operator):
         """``batch``'s result, from ``rows``: its rows as :meth:`batch_rows` gave them."""
         if self._serving is None:
             raise OperatorContractError(f"{self.name}: setup(ctx) must run before arun_batch")
-        outcomes = await asyncio.gather(*(self._outcome(row) for row in rows))
-        return self._result(batch, outcomes)
+        done = await asyncio.gather(*(self._outcome(row) for row in rows))
+        result = self._result(batch, [outcome for outcome, _ in done])
+        if ID in batch.column_names and any(calls for _, calls in done):
+            result.extra[LLM_CALLS] = _calls_table(batch[ID].to_pylist(), [c for _, c in done])
+        return result
 
     @property
     def row_local(self) -> bool:
@@ -277,18 +312,24 @@ class LLMOperator(Operator):
         row context from its neighbours)."""
         return batch.to_pylist()
 
-    async def _outcome(self, row: dict[str, Any]) -> Any:
+    async def _outcome(self, row: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """The row's value (or :class:`RowFailed`), and the calls made for it."""
+        calls: list[dict[str, Any]] = []
+        token = _ROW_CALLS.set(calls)
         try:
-            return await self.arun_row(row)
+            return await self.arun_row(row), calls
         except BudgetExceeded:
             raise  # the run stops; the row is neither done nor failed
         except Exception as e:
-            return RowFailed(
+            failed = RowFailed(
                 getattr(e, "error_type", None) or type(e).__name__,
                 str(e),
                 attempts=getattr(e, "attempts", 0),
                 raw=getattr(e, "raw", None),
             )
+            return failed, calls
+        finally:
+            _ROW_CALLS.reset(token)
 
     def check_output(self, value: Any) -> Any:
         """A :meth:`parse`-shaped value checked against the declared outputs (for
@@ -353,6 +394,34 @@ class LLMOperator(Operator):
             values = pa.array([r[c.name] for r in children], type=to_arrow(c.type))
             kept = set_column(kept, self.col(c.name), values)
         return Result(kept=kept, failed=failures)
+
+
+def _call(
+    messages: list[dict[str, Any]],
+    reply: str | None,
+    *,
+    response: ChatResponse | None = None,
+    error: Exception | None = None,
+) -> dict[str, Any]:
+    """One row of :data:`CALLS_SCHEMA` (without ``_id`` and ``call``)."""
+    return {
+        "messages": orjson.dumps(messages, default=str).decode(),
+        "reply": reply,
+        "cached": bool(response is not None and response.cached),
+        "attempts": response.attempts if response is not None else getattr(error, "attempts", 0),
+        "prompt_tokens": response.prompt_tokens if response is not None else 0,
+        "completion_tokens": response.completion_tokens if response is not None else 0,
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+    }
+
+
+def _calls_table(ids: list[int], calls: list[list[dict[str, Any]]]) -> pa.Table:
+    rows = [
+        {ID: row_id, "call": k, **call}
+        for row_id, row_calls in zip(ids, calls, strict=True)
+        for k, call in enumerate(row_calls)
+    ]
+    return pa.Table.from_pylist(rows, schema=CALLS_SCHEMA)
 
 
 def reply_text(text: str) -> str:

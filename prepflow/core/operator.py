@@ -41,6 +41,20 @@ from prepflow.core.tables import set_column
 ID = "_id"
 REASON = "_reason"
 ERROR_TYPE, ERROR, ATTEMPTS, RAW = "_error_type", "_error", "_attempts", "_raw"
+#: Side records a step may give beside its rows (``Result.extra``), kept by the run store under
+#: ``<kind>/<step>/shard-NNNNN.parquet`` for the dashboard; never part of the data. ``measures``:
+#: the values a filter measured for every row it judged (one row per input row, ``_id`` first;
+#: schema metadata :data:`MEASURED_RULES` describes the rules), so that a threshold's what-if
+#: needs no rerun.
+MEASURES = "measures"
+#: ``llm_calls``: the LLM calls behind each row of an LLM step (``_id``, the messages sent, the
+#: reply, cached or not, tokens, the error when the call gave up): the dashboard's prompts and
+#: responses per row. Only what the prompt holds is recorded: no endpoint, header or key.
+LLM_CALLS = "llm_calls"
+#: Schema metadata key of a ``measures`` table: JSON list of {param, measure, bound, threshold,
+#: column} per rule, in the order the filter applies them (bound: ``min`` drops values below the
+#: threshold, ``max`` values above it; NaN never fails).
+MEASURED_RULES = b"prepflow.rules"
 
 
 class Kind(StrEnum):
@@ -74,6 +88,8 @@ class Result:
     kept: pa.Table
     dropped: pa.Table | None = None
     failed: pa.Table | None = None
+    #: side records by kind (:data:`MEASURES`, :data:`LLM_CALLS`), kept beside the shard
+    extra: dict[str, pa.Table] = field(default_factory=dict)
 
     @property
     def n_dropped(self) -> int:
@@ -341,7 +357,9 @@ class FilterOperator(Operator):
 
     Implement ``keep(batch)`` returning a boolean array (``True`` keeps the row), or a pair
     ``(mask, reasons)`` where ``reasons`` is a string array giving each dropped row's reason.
-    Without per-row reasons, :meth:`reason` is used for every dropped row.
+    Without per-row reasons, :meth:`reason` is used for every dropped row. A threshold filter may
+    return a triple ``(mask, reasons, measures)``: ``measures`` holds the measured values of
+    every row (see :data:`MEASURES`), kept beside the run for threshold what-ifs.
     """
 
     abstract = True
@@ -357,7 +375,10 @@ class FilterOperator(Operator):
 
     def run_batch(self, batch: pa.Table) -> Result:
         verdict = self.keep(batch)
-        mask, reasons = verdict if isinstance(verdict, tuple) else (verdict, None)
+        mask, reasons, measures = (
+            (*verdict, None)[:3] if isinstance(verdict, tuple) else (verdict, None, None)
+        )
+        extra = {} if measures is None else {MEASURES: self._measures(batch, measures)}
         if isinstance(mask, pa.ChunkedArray):
             mask = mask.combine_chunks()
         if len(mask) != batch.num_rows:
@@ -367,10 +388,17 @@ class FilterOperator(Operator):
         mask = pc.fill_null(mask, False)
         drop = pc.invert(mask)
         if not pc.any(drop).as_py():
-            return Result(kept=batch)
+            return Result(kept=batch, extra=extra)
         dropped = batch.filter(drop)
         why = pc.filter(reasons, drop) if reasons is not None else self.reason()
-        return Result(kept=batch.filter(mask), dropped=with_reason(dropped, why))
+        return Result(kept=batch.filter(mask), dropped=with_reason(dropped, why), extra=extra)
+
+    def _measures(self, batch: pa.Table, measures: pa.Table) -> pa.Table:
+        if measures.num_rows != batch.num_rows:
+            raise OperatorContractError(
+                f"{self.name}.keep measured {measures.num_rows} rows of {batch.num_rows}"
+            )
+        return measures.add_column(0, ID, batch[ID]) if ID in batch.column_names else measures
 
 
 class RowMixin:

@@ -13,6 +13,8 @@ Layout::
       steps/<k>-<op>/shard-NNNNN.parquet
       dropped/<k>-<op>/shard-NNNNN.parquet     rows a filter dropped, with `_reason`
       failures/<k>-<op>/shard-NNNNN.parquet    rows that errored, with `_error_type`, `_error`, ...
+      measures/<k>-<op>/shard-NNNNN.parquet    a threshold filter's measured values per row
+      llm_calls/<k>-<op>/shard-NNNNN.parquet   an LLM step's calls per row (messages, reply)
       quarantine/shard-NNNNN.jsonl             malformed input records (file, line, reason, raw)
       llm_cache.sqlite   the LLM response cache       logs/   local model servers' logs
       scratch/<step>/    operators' temporary files   report.json / report.md
@@ -41,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prepflow.core.errors import PrepflowError
-from prepflow.core.operator import Result, StepStats
+from prepflow.core.operator import LLM_CALLS, MEASURES, Result, StepStats
 from prepflow.data import journal
 from prepflow.data.records import BadRecord
 from prepflow.data.writers import TEMP_SUFFIX, is_temp_name, write_table_atomic, write_text_atomic
@@ -51,6 +53,8 @@ MARKER = ".prepflow-run"
 LOCK = "lock"
 CACHE_FILE = "llm_cache.sqlite"
 SHARD_KINDS = ("steps", "dropped", "failures")
+#: Side records of a step's shard (``Result.extra``), kept for the dashboard, never data.
+SIDE_KINDS = (MEASURES, LLM_CALLS)
 #: What prepflow writes at the top of a run directory; cleanup deletes these and nothing else.
 _OWN_FILES = (
     "pipeline.yaml",
@@ -63,10 +67,9 @@ _OWN_FILES = (
     f"{CACHE_FILE}-wal",
     f"{CACHE_FILE}-shm",
 )
+_STEP_SHARD = re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet")
 _OWN_DIRS = {
-    "steps": re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet"),
-    "dropped": re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet"),
-    "failures": re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet"),
+    **dict.fromkeys((*SHARD_KINDS, *SIDE_KINDS), _STEP_SHARD),
     "quarantine": re.compile(r"shard-\d{5,}\.jsonl"),
     "logs": re.compile(r"[\w.-]+\.log"),
     "scratch": re.compile(r".+"),  # operators' scratch space: all of it is prepflow's
@@ -87,7 +90,7 @@ class ShardRecord:
 
 
 def shard_file(run_dir: Path, kind: str, step_dir: str, shard: int) -> Path:
-    """Where a shard lives; ``kind`` is one of steps, dropped, failures."""
+    """Where a shard lives; ``kind`` is one of steps, dropped, failures, or a side kind."""
     return run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
 
 
@@ -107,9 +110,13 @@ class ShardWriter:
     run_dir: Path
 
     def write(self, step_dir: str, shard: int, result: Result) -> None:
-        for kind, table in zip(
-            SHARD_KINDS, (result.kept, result.dropped, result.failed), strict=True
-        ):
+        tables = {
+            "steps": result.kept,
+            "dropped": result.dropped,
+            "failures": result.failed,
+            **{kind: result.extra.get(kind) for kind in SIDE_KINDS},
+        }
+        for kind, table in tables.items():
             path = shard_file(self.run_dir, kind, step_dir, shard)
             if table is None or (kind != "steps" and table.num_rows == 0):
                 path.unlink(missing_ok=True)  # a recomputed shard leaves no stale side rows
@@ -153,6 +160,7 @@ class RunStore:
     # ---- shards ------------------------------------------------------------------------------
 
     def shard_path(self, kind: str, step_dir: str, shard: int) -> Path:
+        """Where a shard file lives; ``kind`` is one of SHARD_KINDS or SIDE_KINDS."""
         return shard_file(self.dir, kind, step_dir, shard)
 
     def read_shard(self, step_dir: str, shard: int) -> pa.Table:
@@ -192,7 +200,7 @@ class RunStore:
         """Shards beyond the current input (a shorter input than last time) must not leak into
         the output or the counts."""
         for step_dir in step_dirs:
-            for kind in SHARD_KINDS:
+            for kind in (*SHARD_KINDS, *SIDE_KINDS):
                 for f in (self.dir / kind / step_dir).glob("shard-*.parquet"):
                     if int(f.stem.split("-")[1]) >= n_shards:
                         f.unlink()
@@ -317,7 +325,7 @@ class RunStore:
         for path in self.dir.glob(f".*{TEMP_SUFFIX}"):
             if is_temp_name(path.name):
                 path.unlink(missing_ok=True)
-        for kind in (*SHARD_KINDS, "quarantine"):
+        for kind in (*SHARD_KINDS, *SIDE_KINDS, "quarantine"):
             for path in (self.dir / kind).rglob(f".*{TEMP_SUFFIX}"):
                 if is_temp_name(path.name):
                     path.unlink(missing_ok=True)

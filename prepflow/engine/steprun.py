@@ -110,10 +110,12 @@ def _failed(batch: pa.Table, error: Exception) -> Result:
 def merge(results: list[Result]) -> Result:
     kept = _concat([r.kept for r in results])
     assert kept is not None
+    kinds = dict.fromkeys(kind for r in results for kind in r.extra)
     return Result(
         kept=kept,
         dropped=_concat([r.dropped for r in results]),
         failed=_concat([r.failed for r in results]),
+        extra={kind: _concat([r.extra.get(kind) for r in results]) for kind in kinds},
     )
 
 

@@ -4,11 +4,14 @@ A rule compares one per-document measure with a bound; a rule whose threshold is
 disabled. :class:`RuleFilter` evaluates its rules in order over a whole batch and records, for
 each dropped document, the first rule it failed: the parameter that sets the threshold, the
 measure and its value, e.g. ``"max_avg_word_length: mean_word_length=12.3 > 10"`` (the report
-groups the drops by rule and threshold, and histograms the values).
+groups the drops by rule and threshold, and histograms the values). It also returns every
+document's measured values (``measures``: one column per measure, the rules in the schema
+metadata), which the run keeps so that the dashboard can say what another threshold would keep.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -17,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from prepflow.core.columns import Column
-from prepflow.core.operator import FilterOperator
+from prepflow.core.operator import MEASURED_RULES, FilterOperator
 from prepflow.operators.text._stats import DocStats
 
 Measure = Callable[[DocStats], np.ndarray]
@@ -79,20 +82,45 @@ class RuleFilter(FilterOperator):
             and lows[r.measure] > r.threshold
         ]
 
-    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+    def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array, pa.Table] | pa.Array:
         stats = DocStats(batch.column(self.col("text")))
         active = [r for r in self.rules() if r.threshold is not None]
+        if not active:
+            return pa.array(np.ones(stats.n, dtype=bool))
         failed = np.full(stats.n, -1)
         values = np.zeros(stats.n)
+        columns: dict[str, np.ndarray] = {}  # every rule's values, each distinct column once
+        described = []
         for k, rule in enumerate(active):
-            todo = failed < 0
-            if not todo.any():
-                break
             measured = np.asarray(rule.compute(stats), dtype=np.float64)
-            new = rule.fails(measured) & todo
+            column = _column_for(columns, rule, measured)
+            columns.setdefault(column, measured)
+            described.append(
+                {
+                    "param": rule.param,
+                    "measure": rule.measure,
+                    "bound": rule.bound,
+                    "threshold": rule.threshold,
+                    "column": column,
+                }
+            )
+            new = rule.fails(measured) & (failed < 0)
             failed[new] = k
             values[new] = measured[new]
         reasons = [
             None if f < 0 else active[f].reason(values[i]) for i, f in enumerate(failed.tolist())
         ]
-        return pa.array(failed < 0), pa.array(reasons, pa.string())
+        measures = pa.table(
+            {name: pa.array(v, pa.float64()) for name, v in columns.items()}
+        ).replace_schema_metadata({MEASURED_RULES: json.dumps(described).encode()})
+        return pa.array(failed < 0), pa.array(reasons, pa.string()), measures
+
+
+def _column_for(columns: dict[str, np.ndarray], rule: Rule, measured: np.ndarray) -> str:
+    """The column of ``rule``'s values: named after its measure, and shared by a second rule
+    that measures the same (a minimum and a maximum); a different measure under a name already
+    taken is named after the rule's parameter."""
+    same = columns.get(rule.measure)
+    if same is None or np.array_equal(same, measured, equal_nan=True):
+        return rule.measure
+    return rule.param
