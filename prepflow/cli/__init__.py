@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     name="prepflow",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback must never print an API key in a local
     help="Prepare LLM training data with LLMs in the loop.",
 )
 ops_app = typer.Typer(no_args_is_help=True, help="Browse the operator registry.")
@@ -441,7 +443,10 @@ def ops_list(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "domain", "kind", "reads", "writes", "summary", box=None)
+    table = Table(box=None)
+    table.add_column("name", no_wrap=True)
+    for title in ("domain", "kind", "reads", "writes", "summary"):
+        table.add_column(title)
     for i in infos:
         table.add_row(
             i["name"],
@@ -451,7 +456,8 @@ def ops_list(
             ", ".join(c["name"] for c in i["outputs"]) or "-",
             i["summary"],
         )
-    Console().print(table)
+    # On a terminal the table fits the window; in a pipe each operator stays on one line (grep).
+    Console(width=None if sys.stdout.isatty() else 100_000).print(table)
     for name, err in registry.load_errors.items():
         typer.secho(f"plugin {name} failed to load: {err}", fg=typer.colors.YELLOW, err=True)
 
