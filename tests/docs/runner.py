@@ -1,7 +1,9 @@
 """Running a document's runnable blocks, in order, the way a reader would.
 
-Every document gets a fresh directory holding a copy of ``examples/``; its blocks run there one
-after the other, as if from the repository root, so a block may use what an earlier one wrote.
+Every document gets a fresh directory holding a copy of ``examples/`` and a link to the test
+data (``tests/data``: documents, Text-to-SQL databases), never written to; its blocks run there
+one after the other, as if from the repository root, so a block may use what an earlier one
+wrote.
 Python blocks run each in a fresh interpreter (the registry is per process), compiled under the
 document's name and line numbers so a traceback points into the Markdown. Shell blocks run one
 command at a time (backslash continuations joined) with the venv's ``prepflow`` first on PATH.
@@ -45,6 +47,8 @@ def run_blocks(blocks: list[Block]) -> None:
     with tempfile.TemporaryDirectory(prefix="prepflow-docs-") as tmp:
         work = Path(tmp)
         shutil.copytree(REPO / "examples", work / "examples")
+        (work / "tests").mkdir()
+        (work / "tests" / "data").symlink_to(REPO / "tests" / "data")
         for block in blocks:
             run_block(block, work)
 

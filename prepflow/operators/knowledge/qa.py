@@ -4,10 +4,11 @@ quoted supporting spans), and the checks that keep only grounded, non-trivial pa
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams, RowFailed, reply_text
@@ -51,8 +52,12 @@ class Pair(BaseModel):
     evidence: str = Field(min_length=1, description="a verbatim quote of the passage")
 
 
-class Pairs(BaseModel):
-    pairs: list[Pair]
+@cache
+def pairs_of(n: int) -> type[BaseModel]:
+    """The reply of :class:`ChunkQAGenerator`: exactly ``n`` pairs, in the schema itself, so that
+    a server with guided decoding (vLLM, SGLang, llama.cpp) writes that many."""
+    items = Annotated[list[Pair], Field(min_length=n, max_length=n)]
+    return create_model("Pairs", pairs=(items, ...))
 
 
 class MultiHop(BaseModel):
@@ -87,10 +92,13 @@ class ChunkQAGenerator(LLMOperator):
     )
     outputs = QA_OUTPUTS
     template = PromptTemplate(QA_PROMPT, QA_SYSTEM)
-    schema = Pairs
 
     class Params(LLMParams):
         n: int = Field(2, ge=1, le=10, description="pairs per chunk")
+
+    @property
+    def schema(self) -> type[BaseModel]:  # type: ignore[override]
+        return pairs_of(self.params.n)
 
     @property
     def max_tokens(self) -> int:  # type: ignore[override]
@@ -98,8 +106,6 @@ class ChunkQAGenerator(LLMOperator):
 
     def parse(self, row: dict[str, Any], response: Any) -> list[dict[str, Any]]:
         pairs = response.parsed.pairs
-        if len(pairs) != self.params.n:
-            raise ValueError(f"expected {self.params.n} pairs, got {len(pairs)}")
         chunk, chunk_id = row[self.col("chunk")], row[self.col("chunk_id")]
         return [
             {

@@ -3,9 +3,10 @@ retrieval) and width (several facts, each from its own chunk, combined)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from prepflow.core.columns import Column
 from prepflow.core.llm import LLMOperator, LLMParams
@@ -49,6 +50,14 @@ class MultiHopQuestion(BaseModel):
     hops: list[Hop]
 
 
+@cache
+def question_with(hops: int) -> type[MultiHopQuestion]:
+    """The reply with exactly ``hops`` hops in the schema itself, so that a server with guided
+    decoding (vLLM, SGLang, llama.cpp) writes one per passage."""
+    items = Annotated[list[Hop], Field(min_length=hops, max_length=hops)]
+    return create_model("MultiHopQuestion", __base__=MultiHopQuestion, hops=(items, ...))
+
+
 class MultiHopQuestionGenerator(LLMOperator):
     """Writes a depth or width multi-hop question from each seed chunk and its search results.
 
@@ -78,7 +87,6 @@ class MultiHopQuestionGenerator(LLMOperator):
         Column("hop_kind", "string", "depth or width"),
     )
     template_variables = ("n", "passages")
-    schema = MultiHopQuestion
     max_tokens = 512
 
     class Params(LLMParams):
@@ -94,6 +102,10 @@ class MultiHopQuestionGenerator(LLMOperator):
         if self.params.prompt is None:  # the default prompt depends on the kind
             base = DEPTH_PROMPT if self.params.kind == "depth" else WIDTH_PROMPT
             self.prompt_template = PromptTemplate(base, self.params.system_prompt or SYSTEM)
+
+    @property
+    def schema(self) -> type[MultiHopQuestion]:  # type: ignore[override]
+        return question_with(self.params.hops)
 
     def passages(self, seed_id: str, seed_text: str) -> list[str]:
         """The chunk ids of the question's passages, the seed first."""
@@ -133,8 +145,6 @@ class MultiHopQuestionGenerator(LLMOperator):
     def parse(self, row: dict[str, Any], response: Any) -> dict[str, Any]:
         v: MultiHopQuestion = response.parsed
         ids, texts = row["__ids"], row["__texts"]
-        if len(v.hops) != len(ids):
-            raise ValueError(f"expected {len(ids)} hops, got {len(v.hops)}")
         return {
             "question": v.question.strip(),
             "answer": v.answer.strip(),

@@ -90,12 +90,17 @@ def test_evidence_must_be_quoted_from_its_chunk() -> None:
     ]
 
 
+def test_the_schema_asks_for_exactly_n_pairs() -> None:
+    pairs = ChunkQAGenerator(n=3).schema.model_json_schema()["properties"]["pairs"]
+    assert (pairs["minItems"], pairs["maxItems"]) == (3, 3)
+
+
 def test_wrong_number_of_pairs_is_a_failure_record() -> None:
     reply = json.dumps({"pairs": [{"question": "q", "answer": "a", "evidence": "e"}]})
     with ScriptedServer(lambda req: reply) as server:
         result = run_operator(ChunkQAGenerator(n=2), chunks().slice(0, 1), server, max_reasks=0)
     assert result.kept.num_rows == 0
-    assert "expected 2 pairs, got 1" in result.failed.column("_error")[0].as_py()
+    assert "pairs: List should have at least 2 items" in result.failed.column("_error")[0].as_py()
 
 
 def test_multihop_pairs_each_chunk_with_the_next_and_single_chunk_check() -> None:
