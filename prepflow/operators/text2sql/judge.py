@@ -10,7 +10,7 @@ verdict depends on them.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prepflow.core.context import Database, QueryResult
 from prepflow.operators.text2sql import sqltools
@@ -24,6 +24,7 @@ class GoldRun:
     keys: list[tuple] | None = None  # each row's ORDER BY key, when not output columns
     pool: list[tuple] | None = None  # rows tied with the last one in the un-LIMITed result
     pool_read: bool = False
+    pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class ExecutionJudge:
@@ -65,9 +66,14 @@ class ExecutionJudge:
             return self._gold.setdefault(sql, run)
 
     def _tie_pool(self, sql: str, run: GoldRun) -> list[tuple] | None:
-        if run.pool_read:
+        # predictions for one gold query are judged on several threads: one reads, the others wait
+        with run.pool_lock:
+            if not run.pool_read:
+                run.pool = self._read_tie_pool(sql, run)
+                run.pool_read = True
             return run.pool
-        run.pool_read = True
+
+    def _read_tie_pool(self, sql: str, run: GoldRun) -> list[tuple] | None:
         keyed = sqltools.keyed_sql(sql, self.db.dialect, drop_limit=True)
         if keyed is None or not run.result.rows:
             return None
@@ -76,13 +82,12 @@ class ExecutionJudge:
             return None
         n = len(run.result.columns)
         last = self._key_of(run, len(run.result.rows) - 1)
-        run.pool = [
+        return [
             tuple(r[:n])
             for r in whole.rows
             if len(r[n:]) == len(last)
             and all(values_equal(a, b) for a, b in zip(r[n:], last, strict=True))
         ]
-        return run.pool
 
     @staticmethod
     def _key_of(run: GoldRun, i: int) -> tuple:

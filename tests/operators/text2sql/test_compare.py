@@ -4,7 +4,9 @@ rules on literal rows."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,23 @@ def test_limit_boundary_uses_the_tie_pool() -> None:
     assert compare_rows(gold, pred, order).reason == "different rows"
     assert compare_rows(gold, pred, order, tie_pool=[("b", 2), ("z", 2)]).correct
     assert not compare_rows(gold, pred, order, tie_pool=[("b", 2), ("y", 2)]).correct
+
+
+def test_a_tie_pool_read_by_one_thread_serves_all() -> None:
+    """Predictions for one gold query judged at once all wait for the one read of its tie pool."""
+    judge = ExecutionJudge(open_database(*source_of("chinook")), timeout_s=5, max_rows=5000)
+    gold = "SELECT name FROM track WHERE album = 1 ORDER BY unit_price LIMIT 3"
+    pred = judge.run(
+        "SELECT name FROM track WHERE album = 1 ORDER BY unit_price DESC, name LIMIT 3"
+    )
+    start = threading.Barrier(8)
+
+    def judged(_: int) -> bool:
+        start.wait()
+        return judge.judge_result(gold, pred).correct
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(judged, range(8)))
 
 
 def test_status_reasons() -> None:
