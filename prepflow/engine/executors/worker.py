@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from prepflow.core.context import Serving
 from prepflow.core.operator import Operator, StepStats
 from prepflow.core.processes import die_with_parent
 from prepflow.core.registry import registry
@@ -49,8 +50,9 @@ def init_worker(imports: list[str], base: str | None, parent: int | None) -> Non
     import_user_modules(imports, Path(base) if base else None)
 
 
-def worker_ops(specs: list[OpSpec]) -> list[Operator]:
-    """Build (once per process) the bound operators of a job from their specs."""
+def worker_ops(specs: list[OpSpec], serving: Serving | None = None) -> list[Operator]:
+    """Build (once per process) the bound operators of a job from their specs; ``serving``:
+    this process's, for LLM steps."""
     ops = []
     for fp, module, name, params, bindings, context in specs:
         op = _WORKER_OPS.get(fp)
@@ -58,7 +60,7 @@ def worker_ops(specs: list[OpSpec]) -> list[Operator]:
             if module not in sys.modules and not module.startswith("prepflow_user_"):
                 __import__(module)  # operators defined outside the registry's entry points
             op = registry.get(name)(**params).bind(bindings)
-            op.setup(context.context())
+            op.setup(context.context(serving))
             _WORKER_OPS[fp] = op
         ops.append(op)
     return ops
