@@ -33,6 +33,7 @@ import pyarrow as pa
 from prepflow.core.errors import OperatorContractError
 from prepflow.core.operator import ID, FilterOperator
 from prepflow.operators.common.keys import key_id, row_keys
+from prepflow.operators.common.minhash import cluster_heads
 
 CHUNK_ROWS = 8192  # rows fingerprinted at once: bounds the transient token and signature arrays
 
@@ -102,12 +103,15 @@ class GlobalDedup(FilterOperator):
         if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
             order = np.argsort(keys)
             keys, values = keys[order], values[order]
-        self.install(seen, self._resolve(keys, values))
+        self._seen, self._verdict = seen, self._resolve(keys, values)
 
-    def install(self, seen: np.ndarray, verdict: Verdict) -> None:
+    def install(
+        self, seen: np.ndarray, dropped: np.ndarray, representative: np.ndarray, score: np.ndarray
+    ) -> None:
         """Take a decision reached elsewhere: ``seen`` the sorted keys of the rows this
-        operator will be asked about, ``verdict`` (at least) their part of the decision."""
-        self._seen, self._verdict = seen, verdict
+        operator will be asked about, and (at least) their part of the verdict: the sorted keys
+        of the rows to drop, each one's representative and score."""
+        self._seen, self._verdict = seen, Verdict(dropped, representative, score)
 
     # ---- the distributed form of finalize (see the module docstring) -------------------------
 
@@ -126,6 +130,11 @@ class GlobalDedup(FilterOperator):
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The score of row pairs from their fingerprints (the reason shows it)."""
         return np.ones(len(a))
+
+    def components(self, n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """For each of ``n`` nodes (numbered in key order), the smallest node connected to it
+        through the edges ``(u, v)``: the representative of its cluster."""
+        return cluster_heads(n, u, v)
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
         if self._verdict is None or self._seen is None:
