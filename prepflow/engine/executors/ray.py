@@ -35,6 +35,7 @@ import asyncio
 import concurrent.futures as cf
 import dataclasses
 import itertools
+import logging
 import os
 import sys
 import time
@@ -60,6 +61,7 @@ from prepflow.engine.executors.worker import (
 )
 from prepflow.engine.steprun import ShardJob, run_async_chain, run_sync
 
+log = logging.getLogger("prepflow")
 
 #: Retries of a task whose worker died (a killed process, a lost node).
 TASK_RETRIES = 3
@@ -196,6 +198,8 @@ class RayExecutor(Executor):
         self._dedup_options = {"num_cpus": 1, **retry}
         self._llm: Any = None
         self.usage: dict[str, Any] = {}
+        #: per distributed dedup step, seconds per stage (also logged)
+        self.stage_seconds: dict[str, dict[str, float]] = {}
         self._threads = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="prepflow")
 
     def finish(self) -> Any:
@@ -313,10 +317,10 @@ class RayExecutor(Executor):
 
     async def _distributed_dedup(self, step: CompiledStep) -> None:
         """The stages of :mod:`.ray_dedup`, then each shard filtered with its part of the
-        verdict and committed."""
+        verdict and committed. Each stage ends at a barrier; their times are logged."""
         t0 = time.perf_counter()
+        laps: dict[str, float] = {}
         spec, setup, ray = self._spec(step), self.setup, self.ray
-        n = self.n_shards
 
         def task(fn: Callable[..., Any], *args: Any, returns: int | None = None) -> Any:
             """``fn(*args)`` in a task; ``returns``: ``fn`` gives a list of that many parts,
@@ -327,11 +331,18 @@ class RayExecutor(Executor):
             refs = self._dedup.options(**options).remote(setup, _parts, fn, *args)
             return [refs] if returns == 1 else refs
 
+        async def barrier(name: str, refs: list[Any]) -> None:
+            if refs:
+                await asyncio.to_thread(ray.wait, refs, num_returns=len(refs), fetch_local=False)
+            laps[name] = time.perf_counter() - t0 - sum(laps.values())
+
         pairs_of = [
-            task(dd.summarize, spec, str(self._source(step.index, k)), returns=2) for k in range(n)
+            task(dd.summarize, spec, str(self._source(step.index, k)), returns=2)
+            for k in range(self.n_shards)
         ]
         summaries = [p[0] for p in pairs_of]
         bounds = await asyncio.gather(*(self._await(p[1]) for p in pairs_of))
+        await barrier("summarize", summaries)
         present = sorted((b[0], b[1], k) for k, b in enumerate(bounds) if b is not None)
         for (_, hi, a), (lo, _, b) in itertools.pairwise(present):
             if lo <= hi:
@@ -349,26 +360,40 @@ class RayExecutor(Executor):
             buckets = [
                 task(dd.bucket, spec, summaries[k], parts, returns=parts) for _, _, k in present
             ]
+            await barrier("bucket", [r for b in buckets for r in b])
             candidates = [task(dd.pairs, *(b[p] for b in buckets)) for p in range(parts)]
+            await barrier("pairs", candidates)
             threshold = step.op.verify_threshold
             if threshold is not None:
                 candidates = await self._join(task, spec, owners, groups, candidates, threshold)
+                await barrier("verify", candidates)
             forests = candidates
             while len(forests) > 1:
                 forests = [
                     task(dd.components, spec, *forests[i : i + 4])
                     for i in range(0, len(forests), 4)
                 ]
-            root = task(dd.components, spec, forests[0])
-            dropped, heads = await self._await(root)
-            scored = await self._join(
-                task, spec, owners, groups, [ray.put((dropped, heads))], None, keep_scores=True
-            )
-            dropped, heads, scores = scored
-            order = np.argsort(dropped)
-            dropped, heads, scores = dropped[order], heads[order], scores[order]
-        share = (time.perf_counter() - t0) / max(1, n)
+            dropped, heads = await self._await(task(dd.components, spec, forests[0]))
+            await barrier("components", [])
+            if len(dropped):
+                scored = [ray.put((dropped, heads))]
+                dropped, heads, scores = await self._join(
+                    task, spec, owners, groups, scored, None, keep_scores=True
+                )
+                order = np.argsort(dropped)
+                dropped, heads, scores = dropped[order], heads[order], scores[order]
+            await barrier("score", [])
+        share = (time.perf_counter() - t0) / max(1, self.n_shards)
         await self._apply_verdict(step, spec, summaries, present, (dropped, heads, scores), share)
+        await barrier("apply", [])
+        self.stage_seconds[step.name] = laps
+        log.info(
+            "%s: distributed dedup over %d shards, %d rows dropped; %s",
+            step.name,
+            self.n_shards,
+            len(dropped),
+            ", ".join(f"{k} {v:.2f} s" for k, v in laps.items()),
+        )
 
     async def _join(
         self,
