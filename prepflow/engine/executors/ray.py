@@ -37,6 +37,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -77,6 +78,69 @@ def _import_ray() -> Any:
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install 'prepflow[ray]'") from None
     return ray
+
+
+# ---- resources -------------------------------------------------------------------------------
+
+RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
+_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9}
+
+
+class Resources:
+    """Ray resources per step, from the pipeline's ``settings.ray``::
+
+        settings:
+          ray:
+            resources:                 # by step name: what each of its tasks reserves
+              language_id: {num_cpus: 1, memory: 2GiB}
+            llm: {num_gpus: 1}         # the LLM actor (and the model server it launches)
+
+    A task runs consecutive steps of a shard, so it reserves the most any of them asks. Tasks
+    reserve one CPU by default, the LLM actor none (it waits on the network)."""
+
+    def __init__(self, settings: dict[str, Any], step_names: list[str]) -> None:
+        conf = settings.get("ray") or {}
+        if not isinstance(conf, dict) or set(conf) - {"resources", "llm"}:
+            raise ConfigError("settings.ray: expected a mapping with 'resources' and/or 'llm'")
+        per_step = conf.get("resources") or {}
+        unknown = sorted(set(per_step) - set(step_names))
+        if unknown:
+            raise ConfigError(
+                f"settings.ray.resources: no step named {', '.join(unknown)} "
+                f"(steps: {', '.join(step_names)})"
+            )
+        self.per_step = {
+            name: _checked(f"settings.ray.resources.{name}", r) for name, r in per_step.items()
+        }
+        self.llm = {"num_cpus": 0, **_checked("settings.ray.llm", conf.get("llm") or {})}
+
+    def of(self, steps: list[CompiledStep]) -> dict[str, Any]:
+        out: dict[str, Any] = {"num_cpus": 1}
+        for s in steps:
+            for key, value in self.per_step.get(s.name, {}).items():
+                out[key] = max(out.get(key, 0), value)
+        return out
+
+
+def _checked(where: str, given: Any) -> dict[str, Any]:
+    if not isinstance(given, dict) or set(given) - set(RESOURCE_KEYS):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
+    out = {}
+    for key, value in given.items():
+        if key == "memory" and isinstance(value, str):
+            value = _size(f"{where}.memory", value)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{where}.{key}: expected a number >= 0, not {value!r}")
+        out[key] = value
+    return out
+
+
+def _size(where: str, text: str) -> int:
+    """Bytes of a size written like ``2GiB``, ``512MB`` or ``1000000``."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B)?\s*", text)
+    if m is None:
+        raise ConfigError(f"{where}: {text!r} is not a size like 2GiB or 512MB")
+    return int(float(m[1]) * _UNITS.get(m[2] or "", 1))
 
 
 # ---- in the workers ----------------------------------------------------------------------------
@@ -190,12 +254,13 @@ class RayExecutor(Executor):
             os.getcwd(),
         )
         self.writer = dataclasses.replace(self.store.writer(), run_dir=self.store.dir.resolve())
+        self.resources = Resources(self.plan.spec.settings, [s.name for s in self.plan.steps])
         retry = {"max_retries": TASK_RETRIES, "retry_exceptions": False}
-        self._job = ray.remote(_task_job).options(num_cpus=1, **retry)
-        self._summarize = ray.remote(_task_summarize).options(num_cpus=1, **retry)
-        self._apply = ray.remote(_task_apply).options(num_cpus=1, **retry)
+        self._retry = retry
+        self._job = ray.remote(_task_job)
+        self._summarize = ray.remote(_task_summarize)
+        self._apply = ray.remote(_task_apply)
         self._dedup = ray.remote(_task_dedup)
-        self._dedup_options = {"num_cpus": 1, **retry}
         self._llm: Any = None
         self.usage: dict[str, Any] = {}
         #: per distributed dedup step, seconds per stage (also logged)
@@ -254,7 +319,8 @@ class RayExecutor(Executor):
             self.dirty[shard] = True
             results = await self._await(self._llm_actor().run.remote(job, self._specs(todo)))
         elif all(importable(s) for s in todo):
-            results = await self._await(self._job.remote(self.setup, job, self._specs(todo)))
+            task = self._job.options(**self.resources.of(todo), **self._retry)
+            results = await self._await(task.remote(self.setup, job, self._specs(todo)))
         else:  # an operator only this process can build: run it here, like local's threads
             ops = [self.op(s) for s in todo]
             loop = asyncio.get_running_loop()
@@ -276,7 +342,7 @@ class RayExecutor(Executor):
             step = next(s for s in self.plan.steps if s.mode == "async")
             serving = self.context(step).serving
             actor = self.ray.remote(_LLMWorker).options(
-                num_cpus=0,
+                **self.resources.llm,
                 max_concurrency=LLM_SHARDS_IN_FLIGHT,
                 max_restarts=TASK_RETRIES,
                 max_task_retries=TASK_RETRIES,
@@ -307,7 +373,9 @@ class RayExecutor(Executor):
             if spec is None:
                 return map(summarize, shards)
             refs = [
-                self._summarize.remote(self.setup, spec, str(self._source(step.index, k)))
+                self._summarize.options(**self.resources.of([step]), **self._retry).remote(
+                    self.setup, spec, str(self._source(step.index, k))
+                )
                 for k in shards
             ]
             return (self._get(r) for r in refs)
@@ -321,14 +389,15 @@ class RayExecutor(Executor):
         t0 = time.perf_counter()
         laps: dict[str, float] = {}
         spec, setup, ray = self._spec(step), self.setup, self.ray
+        options = {**self.resources.of([step]), **self._retry}
 
         def task(fn: Callable[..., Any], *args: Any, returns: int | None = None) -> Any:
             """``fn(*args)`` in a task; ``returns``: ``fn`` gives a list of that many parts,
             each its own object (a list of refs, however many)."""
             if returns is None:
-                return self._dedup.options(**self._dedup_options).remote(setup, fn, *args)
-            options = {**self._dedup_options, "num_returns": returns}
-            refs = self._dedup.options(**options).remote(setup, _parts, fn, *args)
+                return self._dedup.options(**options).remote(setup, fn, *args)
+            several = {**options, "num_returns": returns}
+            refs = self._dedup.options(**several).remote(setup, _parts, fn, *args)
             return [refs] if returns == 1 else refs
 
         async def barrier(name: str, refs: list[Any]) -> None:
@@ -442,7 +511,9 @@ class RayExecutor(Executor):
             job = self._job_of([step], k)
             part = (dropped[mine], heads[mine], scores[mine])
             (stats,) = await self._await(
-                self._apply.remote(self.setup, job, spec, summaries[k], part)
+                self._apply.options(**self.resources.of([step]), **self._retry).remote(
+                    self.setup, job, spec, summaries[k], part
+                )
             )
             stats.seconds += share
             self.commit(step.index, step.fingerprint, k, stats)
