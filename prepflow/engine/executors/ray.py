@@ -229,6 +229,7 @@ class RayExecutor(Executor):
     name = "ray"
 
     def prepare(self) -> None:
+        self.resources = Resources(self.plan.spec.settings, [s.name for s in self.plan.steps])
         if self.opts.address is None:
             for key, value in LOCAL_ENV.items():
                 os.environ.setdefault(key, value)
@@ -254,7 +255,6 @@ class RayExecutor(Executor):
             os.getcwd(),
         )
         self.writer = dataclasses.replace(self.store.writer(), run_dir=self.store.dir.resolve())
-        self.resources = Resources(self.plan.spec.settings, [s.name for s in self.plan.steps])
         retry = {"max_retries": TASK_RETRIES, "retry_exceptions": False}
         self._retry = retry
         self._job = ray.remote(_task_job)
