@@ -68,6 +68,12 @@ log = logging.getLogger("prepflow")
 TASK_RETRIES = 3
 #: Shards an LLM actor works on at once (its client bounds the requests in flight).
 LLM_SHARDS_IN_FLIGHT = 64
+#: Rows whose bucket rows one shuffle partition of a distributed dedup holds (at most; MinHash's
+#: 28 bands make that about 67 MB of bucket rows).
+PARTITION_ROWS = 100_000
+#: The workers' environment: a task reserves its CPUs, so the Rust thread pools some operators
+#: use (rensa's MinHash) get one thread per task, as Ray already does for OpenMP.
+WORKER_ENV = {"env_vars": {"RAYON_NUM_THREADS": "1"}}
 #: Environment of a local cluster: bind every Ray process to 127.0.0.1.
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -243,9 +249,15 @@ class RayExecutor(Executor):
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
+                    runtime_env=WORKER_ENV,
                 )
             else:
-                ray.init(address=self.opts.address, log_to_driver=False, configure_logging=False)
+                ray.init(
+                    address=self.opts.address,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    runtime_env=WORKER_ENV,
+                )
             self._started = True
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         spec = self.plan.spec
@@ -421,9 +433,12 @@ class RayExecutor(Executor):
                 )
         dropped, heads, scores = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         if present:
-            parts = max(1, min(len(present), 2 * self.cpus))
-            owners = dd.Owners([lo for lo, _, _ in present], parts)
-            groups: list[list[Any]] = [[] for _ in range(parts)]
+            # shuffle partitions: enough for every CPU, and few enough rows in each that a
+            # partition's bucket rows (bands x 24 bytes per row) stay small
+            rows = sum(self.records[(step.index - 1, k)].stats.rows_out for _, _, k in present)
+            parts = max(2 * self.cpus, -(-rows // PARTITION_ROWS))
+            owners = dd.Owners([lo for lo, _, _ in present], min(parts, len(present)))
+            groups: list[list[Any]] = [[] for _ in range(owners.parts)]
             for i, (_, _, k) in enumerate(present):
                 groups[int(owners.group_of_position(i))].append(summaries[k])
             buckets = [
