@@ -153,8 +153,13 @@ class LazyServing:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled unopened, without its callbacks: another process (a cluster worker) opens
-        its own client on the same configuration, cache file and budget."""
-        return (_unopened, (self.config, self._args))
+        its own client on the same configuration, cache file and budget. Paths are made
+        absolute: that process's working directory may differ."""
+        args = {
+            k: Path(v).absolute() if k in ("cache_path", "log_dir") and v is not None else v
+            for k, v in self._args.items()
+        }
+        return (_unopened, (self.config, args))
 
     @property
     def client(self) -> OpenAIServing | None:
