@@ -48,6 +48,7 @@ import numpy as np
 
 from prepflow.core.errors import ConfigError
 from prepflow.core.operator import StepStats
+from prepflow.data.runstore import read_shard
 from prepflow.engine.compiler import CompiledStep
 from prepflow.engine.executors import ray_dedup as dd
 from prepflow.engine.executors.base import Executor
@@ -74,7 +75,8 @@ PARTITION_ROWS = 100_000
 #: The workers' environment: a task reserves its CPUs, so the Rust thread pools some operators
 #: use (rensa's MinHash) get one thread per task, as Ray already does for OpenMP.
 WORKER_ENV = {"env_vars": {"RAYON_NUM_THREADS": "1"}}
-#: Environment of a local cluster: bind every Ray process to 127.0.0.1.
+#: Environment of a local cluster: bind every Ray process to 127.0.0.1 (read when Ray is first
+#: imported, so it is set before).
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
@@ -161,9 +163,10 @@ def _init(setup: tuple[list[str], str | None, str]) -> None:
     key = (tuple(imports), base)
     if key in _READY:
         return
-    if os.path.isdir(cwd) and cwd not in sys.path:
+    if os.path.isdir(cwd):
         os.chdir(cwd)
-        sys.path.insert(0, cwd)
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
     init_worker(imports, base, None)
     _READY.add(key)
 
@@ -193,8 +196,6 @@ def _task_apply(
 
 
 def _read(source: str) -> Any:
-    from prepflow.data.runstore import read_shard
-
     return read_shard(Path(source))
 
 
