@@ -262,7 +262,13 @@ def run_prepflow(src: Path, executor: str, workers: int) -> tuple[dict[str, obje
         t = pq.read_table(f, columns=["_id", "_reason"])
         for i, reason in zip(t["_id"].to_pylist(), t["_reason"].to_pylist(), strict=True):
             predicted[i] = int(re.search(r"_id (\d+)", reason).group(1))
-    return {"tool": f"prepflow {executor}", "cpus": workers, "wall_s": wall, **mem, **info}, predicted
+    return {
+        "tool": f"prepflow {executor}",
+        "cpus": workers,
+        "wall_s": wall,
+        **mem,
+        **info,
+    }, predicted
 
 
 def run_dj(src: Path, cpus: int) -> tuple[dict[str, object], dict]:
@@ -315,9 +321,17 @@ def main() -> None:
         for b in names[i + 1 :]:
             inter = len(predictions[a] & predictions[b])
             union = len(predictions[a] | predictions[b])
-            print(f"agreement {a} / {b}: dropped sets {inter:,} in common of {union:,} "
-                  f"(Jaccard {inter / max(1, union):.4f})", flush=True)
-    (WORK / "results.json").write_text(json.dumps(results, indent=2))
+            print(
+                f"agreement {a} / {b}: dropped sets {inter:,} in common of {union:,} "
+                f"(Jaccard {inter / max(1, union):.4f})",
+                flush=True,
+            )
+    saved = WORK / "results.json"  # by tool and CPUs; a later run replaces what it reran
+    merged = {}
+    if saved.exists():
+        merged = {f"{r['tool']}{r.get('cpus')}": r for r in json.loads(saved.read_text())}
+    merged |= {f"{r['tool']}{r.get('cpus')}": r for r in results}
+    saved.write_text(json.dumps(list(merged.values()), indent=2))
 
 
 if __name__ == "__main__":

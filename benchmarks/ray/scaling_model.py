@@ -43,7 +43,9 @@ def main() -> None:
     ap.add_argument("--node-gbit", type=float, default=25.0, help="network per node, Gbit/s")
     ap.add_argument("--bands", type=int, default=28)
     args = ap.parse_args()
-    results = {r["tool"] + str(r.get("cpus")): r for r in json.loads((WORK / "results.json").read_text())}
+    results = {
+        r["tool"] + str(r.get("cpus")): r for r in json.loads((WORK / "results.json").read_text())
+    }
     one, two = results["prepflow ray1"], results["prepflow ray2"]
     n = 1_000_000
     s1, s2 = stages(one["stages"]), stages(two["stages"])
@@ -64,17 +66,25 @@ def main() -> None:
     shuffle_s = shuffle_bytes / (args.nodes * args.node_gbit / 8 * 1e9)
     serial_1 = one["wall_s"] - sum(s1.values())  # start-up, ingest and output in the driver
     serial = serial_1 * scale
-    print(f"measured on 1M documents: ray 1 CPU {one['wall_s']:.0f} s, 2 CPUs {two['wall_s']:.0f} s")
+    print(
+        f"measured on 1M documents: ray 1 CPU {one['wall_s']:.0f} s, 2 CPUs {two['wall_s']:.0f} s"
+    )
     print("| stage | 1 CPU (s) | 2 CPUs (s) | CPU-us per doc | efficiency 1->2 | 1B docs (s) |")
     print("|---|---|---|---|---|---|")
     for name, a, b, us, eff, t in rows:
         print(f"| {name} | {a:.1f} | {b:.1f} | {us:.1f} | {eff:.2f} | {t:,.0f} |")
-    print(f"| shuffle floor ({args.bands * 24} B/doc at {args.node_gbit:g} Gbit/s/node) | | | | | "
-          f"{shuffle_s:,.0f} |")
-    print(f"| driver: start-up, ingest, output (serial, measured {serial_1:.0f} s per 1M) | | | | | "
-          f"{serial:,.0f} |")
-    print(f"\ndistributed stages: {total / 3600:.2f} h on {args.nodes} x {args.cpus_per_node} CPUs; "
-          f"with the serial driver work as measured: {(total + serial) / 3600:.1f} h")
+    print(
+        f"| shuffle floor ({args.bands * 24} B/doc at {args.node_gbit:g} Gbit/s/node) | | | | | "
+        f"{shuffle_s:,.0f} |"
+    )
+    print(
+        f"| driver: start-up, ingest, output (serial, measured {serial_1:.0f} s per 1M) | | | | | "
+        f"{serial:,.0f} |"
+    )
+    print(
+        f"\ndistributed stages: {total / 3600:.2f} h on {args.nodes} x {args.cpus_per_node} CPUs; "
+        f"with the serial driver work as measured: {(total + serial) / 3600:.1f} h"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ outputs' digests (sorted lines) must match.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -50,10 +51,8 @@ def peak_memory(pid: int, stop: threading.Event, out: dict[str, int]) -> None:
             procs = [root, *root.children(recursive=True)]
             sizes = []
             for p in procs:
-                try:
+                with contextlib.suppress(psutil.Error):
                     sizes.append(p.memory_info().rss)
-                except psutil.Error:
-                    pass
             out["largest"] = max(out.get("largest", 0), max(sizes, default=0))
             out["tree"] = max(out.get("tree", 0), sum(sizes))
         except psutil.Error:
