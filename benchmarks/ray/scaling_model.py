@@ -56,10 +56,8 @@ def main() -> None:
     for name in s1:
         cost = s1[name] / n
         eff = min(1.0, s1[name] / (2 * s2[name])) if s2.get(name) else 1.0
-        if name in PARALLEL:
-            t = cost * args.docs / (cpus * max(eff, 0.05))
-        else:  # components: the last merge is one task over the rows that have a duplicate
-            t = s1[name] * scale
+        # components: the last merge is one task over the rows that have a duplicate
+        t = cost * args.docs / (cpus * max(eff, 0.05)) if name in PARALLEL else s1[name] * scale
         rows.append((name, s1[name], s2.get(name, 0.0), cost * 1e6, eff, t))
         total += t
     shuffle_bytes = args.docs * args.bands * 24
