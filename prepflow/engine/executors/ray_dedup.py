@@ -27,6 +27,7 @@ part: keys and fingerprints, never documents.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -89,19 +90,31 @@ def bucket(spec: OpSpec, summary: Summary, parts: int) -> list[tuple[np.ndarray,
     groups = _op(spec).groups(keys, values)
     owners = np.tile(keys, len(groups) // len(keys))
     part = _mix(groups) % np.uint64(parts)
-    return [(groups[part == p], owners[part == p]) for p in range(parts)]
+    order = np.argsort(part, kind="stable")
+    cuts = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64))
+    return [(groups[order[a:b]], owners[order[a:b]]) for a, b in itertools.pairwise(cuts.tolist())]
 
 
 # ---- 3. pairs ----------------------------------------------------------------------------------
 
 
 def pairs(*pieces: tuple[np.ndarray, np.ndarray]) -> Edges:
-    """Candidate pairs of one partition: each bucket's members with its smallest key."""
+    """Candidate pairs of one partition: each bucket's members with its smallest key.
+
+    Most buckets hold one row: rows whose bucket hash is unique in the partition are set aside
+    first (one sort of a 64-bit hash), and only the rest are sorted by bucket and key."""
     present = [p for p in pieces if len(p[1])]
     if not present:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     groups = np.concatenate([p[0] for p in present])
     keys = np.concatenate([p[1] for p in present])
+    h = _mix(groups)
+    order = np.argsort(h)
+    equal = h[order][1:] == h[order][:-1]
+    shared = np.zeros(len(h), bool)
+    shared[1:] |= equal
+    shared[:-1] |= equal
+    groups, keys = groups[order[shared]], keys[order[shared]]
     order = np.lexsort([keys, *groups.T[::-1]])  # by bucket, then key
     groups, keys = groups[order], keys[order]
     head = np.ones(len(keys), bool)
@@ -111,10 +124,11 @@ def pairs(*pieces: tuple[np.ndarray, np.ndarray]) -> Edges:
 
 
 def _unique_edges(u: np.ndarray, v: np.ndarray) -> Edges:
-    if not len(u):
-        return u.astype(np.int64), v.astype(np.int64)
-    edges = np.unique(np.stack([u, v], axis=1), axis=0)
-    return edges[:, 0], edges[:, 1]
+    order = np.lexsort([v, u])
+    u, v = u[order].astype(np.int64), v[order].astype(np.int64)
+    new = np.ones(len(u), bool)
+    new[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+    return u[new], v[new]
 
 
 # ---- 4 and 6. the two-hop join that scores pairs -----------------------------------------------
