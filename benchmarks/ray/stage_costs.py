@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from prepflow.core.operator import ID
 from prepflow.engine.context import WorkerContextSpec
 from prepflow.engine.executors import ray_dedup as dd
+from prepflow.engine.executors.worker import worker_ops
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".bench" / "ray_minhash"
@@ -89,7 +90,7 @@ def main() -> None:
     lap("components")
     scored = join([(dropped, heads)], None)
     lap("score")
-    op = dd.worker_ops([spec])[0]
+    op = worker_ops([spec])[0]
     dropped = np.concatenate([s[0] for s in scored])
     order = np.argsort(dropped)
     verdict = [dropped[order]] + [np.concatenate([s[i] for s in scored])[order] for i in (1, 2)]
