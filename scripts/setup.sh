@@ -12,7 +12,7 @@ stamp=.venv/.prepflow-setup
 want=$(cat pyproject.toml scripts/setup.sh <(.venv/bin/python -VV) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[all,hf,dev,docs,documents,rag,code,ui]'
+  .venv/bin/python -m pip install -q -e '.[all,hf,dev,docs,documents,rag,code,ui,ray]'
   echo "$want" > "$stamp"
 fi
 # Byte-compile the editable sources: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every

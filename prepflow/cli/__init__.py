@@ -162,8 +162,19 @@ def run(
     model: ModelOpt = None,
     progress: ProgressOpt = None,
     executor: Annotated[
-        str, typer.Option(help="Where the steps run: local (this machine, the default).")
+        str,
+        typer.Option(
+            help="Where the steps run: local (this machine, the default) or ray (a Ray cluster; "
+            "needs the ray extra)."
+        ),
     ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: the cluster to join (HOST:PORT of `ray start --head`, or "
+            "auto); default: start a local one sized to this machine."
+        ),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -192,6 +203,8 @@ def run(
     from prepflow.core.errors import BudgetExceeded, PrepflowError
     from prepflow.engine.runner import RunInterrupted, run_pipeline
 
+    if ray_address is not None and executor != "ray":
+        _fail(f"error: --ray-address needs --executor ray (not {executor!r})")
     try:
         spec = _load(pipeline)
         spec.serving = _serving_overrides(spec.serving, backend, base_url, model)
@@ -208,6 +221,7 @@ def run(
             max_failure_rate=max_failure_rate,
             progress=progress,
             executor=executor,
+            address=ray_address,
             limit=limit,
             max_requests=max_requests,
             max_cost=max_cost,

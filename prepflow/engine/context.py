@@ -78,8 +78,12 @@ class WorkerContextSpec:
     scratch: Path
     seed: int
 
-    def context(self) -> EngineContext:
-        return EngineContext(scratch=self.scratch, seed=self.seed, resources=_WORKER_RESOURCES)
+    def context(self, serving: Serving | None = None) -> EngineContext:
+        """The step's context in this process; ``serving``: the process's own, for a worker
+        that runs LLM steps (a cluster's)."""
+        return EngineContext(
+            scratch=self.scratch, seed=self.seed, serving=serving, resources=_WORKER_RESOURCES
+        )
 
 
 class EngineContext:

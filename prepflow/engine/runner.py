@@ -116,6 +116,7 @@ class _Run:
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)
     estimate: Estimate | None = None  # of the LLM work, for the report to compare
     export_format: str | None = None  # a fine-tuning format for the output (data.export)
+    address: str | None = None  # the cluster the executor runs on, if it uses one
 
 
 def run_pipeline(
@@ -133,6 +134,7 @@ def run_pipeline(
     max_failure_rate: float = 0.1,
     retry_failed: bool = False,
     executor: str = "local",
+    address: str | None = None,
     max_requests: int | None = None,
     max_cost: float | None = None,
     limit: int | None = None,
@@ -146,6 +148,8 @@ def run_pipeline(
     past them the run stops with :class:`BudgetExceeded`, keeping what finished (resumable).
     ``limit``: run on the first ``limit`` rows only, in the run directory ``<run_dir>-limit<N>``
     (a look at real output before the full run, which then reuses its cached LLM answers).
+    ``address``: the cluster an executor that runs on one connects to (``ray``: ``host:port``);
+    without it such an executor starts a local cluster sized to this machine.
     ``export_format`` (alpaca, sharegpt, chat, llamafactory, hf) writes ``output`` in a
     fine-tuning format instead of the format its name says (:mod:`prepflow.data.export`).
     """
@@ -155,6 +159,7 @@ def run_pipeline(
         spec.apply_overrides(overrides)
     run = _prepare(spec, input, output, run_dir, shard_rows, executor, limit, export_format)
     run.budget = {"max_requests": max_requests, "max_cost_usd": max_cost}
+    run.address = address
     if max_cost is not None and (run.serving is None or not run.serving.prices):
         raise ConfigError("--max-cost needs prices: set serving.prices (USD per 1M tokens)")
     command = "retry" if retry_failed else "run"
@@ -165,7 +170,11 @@ def run_pipeline(
                 if rec.stats.failed:
                     store.invalidate(step, shard)
         execution, usage = _execute_session(
-            store, run, ExecOptions(run.shard_rows, workers, on_bad_input), progress, t0
+            store,
+            run,
+            ExecOptions(run.shard_rows, workers, on_bad_input, address=run.address),
+            progress,
+            t0,
         )
         store.remove_stale_shards(
             execution.n_shards, [INPUT_STEP, *(s.dirname for s in run.plan.steps)]
@@ -271,6 +280,7 @@ def _begin(
         "on_bad_input": on_bad_input,
         "max_failure_rate": max_failure_rate,
         "executor": run.executor,
+        "address": run.address,
         "prepflow": __version__,
         "output_written": previous.get("output_written"),
     }
@@ -393,7 +403,20 @@ async def _execute(
             if serving.client is not None:
                 usage.update(serving.client.stats.to_dict())
             await serving.aclose()
+        add_usage(usage, execution.usage)
     return execution
+
+
+def add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add serving usage counters (``ServingStats.to_dict``) into ``total``: numbers add, and so
+    do the counts of the nested mappings (errors, failures by type)."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            into = total.setdefault(key, {})
+            for k, v in value.items():
+                into[k] = into.get(k, 0) + v
+        else:
+            total[key] = total.get(key, 0) + value
 
 
 def _reuse_trial_answers(store: RunStore, run_dir: Path) -> None:
@@ -527,6 +550,7 @@ def retry_run(run_dir: str | Path, **options: Any) -> RunReport:
         max_failure_rate=inv["max_failure_rate"],
         progress=options.get("progress"),
         executor=inv.get("executor", "local"),
+        address=options.get("address", inv.get("address")),
         retry_failed=True,
     )
 

@@ -151,6 +151,16 @@ class LazyServing:
         self._client: OpenAIServing | None = None
         self._opening: asyncio.Lock | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled unopened, without its callbacks: another process (a cluster worker) opens
+        its own client on the same configuration, cache file and budget. Paths are made
+        absolute: that process's working directory may differ."""
+        args = {
+            k: Path(v).absolute() if k in ("cache_path", "log_dir") and v is not None else v
+            for k, v in self._args.items()
+        }
+        return (_unopened, (self.config, args))
+
     @property
     def client(self) -> OpenAIServing | None:
         """The open client, or None while nothing has been asked."""
@@ -190,6 +200,10 @@ class LazyServing:
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+
+def _unopened(config: ServingConfig, args: dict[str, Any]) -> LazyServing:
+    return LazyServing(config, **args)
 
 
 def __getattr__(name: str) -> Any:

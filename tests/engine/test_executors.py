@@ -49,5 +49,5 @@ def test_cpu_pipelines_give_the_recorded_outputs_on_real_corpora(
 
 
 def test_unknown_executor_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(ConfigError, match="unknown executor 'rayy'; available: local, serial"):
+    with pytest.raises(ConfigError, match="unknown executor 'rayy'; available: local, ray, serial"):
         executors.get("rayy")

@@ -141,3 +141,20 @@ def test_a_launched_server_is_waited_for_longer_unless_the_timeout_is_set() -> N
     assert client_timeout(ServingConfig(backend="llamacpp")) == 600
     assert client_timeout(ServingConfig(backend="vllm", timeout_s=30)) == 30
     assert client_timeout(ServingConfig(backend="openai")) == 120
+
+
+def test_lazy_serving_pickles_unopened_with_absolute_paths(tmp_path, monkeypatch):
+    """A cluster worker gets the run's serving unopened: same endpoint, cache file and budget,
+    none of this process's callbacks, paths that mean the same from another directory."""
+    import pickle
+
+    from prepflow.serving import LazyServing, ServingConfig
+
+    monkeypatch.chdir(tmp_path)
+    config = ServingConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="m")
+    serving = LazyServing(config, cache_path=Path("run/llm_cache.sqlite"), max_requests=7)
+    serving.on_status = lambda text: None
+    twin = pickle.loads(pickle.dumps(serving))
+    assert twin.client is None and twin.config == config
+    assert twin._args["cache_path"] == tmp_path / "run" / "llm_cache.sqlite"
+    assert twin._args["max_requests"] == 7

@@ -1,6 +1,6 @@
 """Executors by name: ``--executor NAME`` picks one; the runner knows nothing else about it.
 
-Built-in: ``local`` (the streaming executor of this machine). Others register through the
+Built-in: ``local`` (the streaming executor of this machine) and ``ray`` (a Ray cluster). Others register through the
 ``prepflow.executors`` entry-point group (``name = "package.module:ExecutorClass"``), or with
 :func:`register` (tests). A class is imported only when its name is asked for.
 """
@@ -14,7 +14,10 @@ from prepflow.core.errors import ConfigError
 from prepflow.engine.executors.base import ExecOptions, Execution, Executor
 
 ENTRY_POINT_GROUP = "prepflow.executors"
-_BUILTIN = {"local": "prepflow.engine.executors.local:LocalExecutor"}
+_BUILTIN = {
+    "local": "prepflow.engine.executors.local:LocalExecutor",
+    "ray": "prepflow.engine.executors.ray:RayExecutor",  # needs the ray extra
+}
 _REGISTERED: dict[str, type[Executor]] = {}
 
 

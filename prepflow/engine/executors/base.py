@@ -15,7 +15,7 @@ import abc
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +40,7 @@ class ExecOptions:
     workers: int = 0  # parallel shards; 0: one per core
     on_bad_input: str = "stop"  # or "quarantine"
     shards_in_flight: int = 0  # 0: the executor's default
+    address: str | None = None  # a cluster to run on (executors that use one); None: start one
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Execution:
     n_shards: int
     quarantined: int
     final_shards: list[Path]
+    #: LLM usage spent outside the runner's serving (by remote workers), added to the report
+    usage: dict[str, Any] = field(default_factory=dict)
 
 
 ContextFactory = Callable[[CompiledStep], EngineContext]

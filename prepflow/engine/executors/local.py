@@ -22,20 +22,15 @@ import collections
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import signal
-import sys
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from prepflow.core.operator import Operator, StepStats
-from prepflow.core.processes import die_with_parent
-from prepflow.core.registry import registry
+from prepflow.core.operator import StepStats
 from prepflow.data import journal
 from prepflow.data.runstore import read_shard
-from prepflow.engine.compiler import CompiledStep, import_user_modules
-from prepflow.engine.context import WorkerContextSpec
+from prepflow.engine.compiler import CompiledStep
 from prepflow.engine.executors.base import Executor
+from prepflow.engine.executors.worker import importable, init_worker, op_spec, run_job
 from prepflow.engine.steprun import ShardJob, run_async_chain, run_sync
 
 #: Estimated input rows from which CPU-heavy steps run in worker processes (when there are
@@ -45,42 +40,6 @@ PROCESS_MIN_ROWS = 50_000
 #: slowest answer, the others' requests keep the serving busy (a shard in flight holds a few
 #: small tables and its queued requests).
 LLM_SHARDS_IN_FLIGHT = 64
-
-
-# ---- worker side ------------------------------------------------------------------------------
-
-_WORKER_OPS: dict[str, Operator] = {}
-
-
-def _init_worker(imports: list[str], base: str | None, parent: int) -> None:
-    """Die with the parent (a SIGKILL of the run leaves no worker behind), then import the
-    pipeline's user operators."""
-    die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    import_user_modules(imports, Path(base) if base else None)
-
-
-OpSpec = tuple[str, str, str, dict, dict, WorkerContextSpec]
-"""(fingerprint, module, op name, params, bindings, context) of a step, for a worker."""
-
-
-def _worker_ops(specs: list[OpSpec]) -> list[Operator]:
-    """Build (once per process) the bound operators of a job from their specs."""
-    ops = []
-    for fp, module, name, params, bindings, context in specs:
-        op = _WORKER_OPS.get(fp)
-        if op is None:
-            if module not in sys.modules and not module.startswith("prepflow_user_"):
-                __import__(module)  # operators defined outside the registry's entry points
-            op = registry.get(name)(**params).bind(bindings)
-            op.setup(context.context())
-            _WORKER_OPS[fp] = op
-        ops.append(op)
-    return ops
-
-
-def _run_job_in_worker(job: ShardJob, specs: list[OpSpec]) -> list[StepStats]:
-    return run_sync(job, _worker_ops(specs))
 
 
 # ---- orchestration ----------------------------------------------------------------------------
@@ -135,10 +94,7 @@ class LocalExecutor(Executor):
         they stay in threads."""
         if not self.processes or not any(s.op.cpu_heavy for s in steps):
             return False
-        return all(
-            type(s.op).__module__ != "__main__" and "<locals>" not in type(s.op).__qualname__
-            for s in steps
-        )
+        return all(importable(s) for s in steps)
 
     def _pool_for(self, steps: list[CompiledStep]) -> cf.Executor:
         if not self._use_processes(steps):
@@ -148,7 +104,7 @@ class LocalExecutor(Executor):
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.pool_size,
                 mp_context=mp.get_context("spawn"),
-                initializer=_init_worker,
+                initializer=init_worker,
                 initargs=(
                     spec.imports,
                     str(spec.source.parent) if spec.source else None,
@@ -198,18 +154,8 @@ class LocalExecutor(Executor):
             ops = [self.op(s) for s in todo]
             results = await loop.run_in_executor(pool, run_sync, job, ops)
         else:
-            specs = [
-                (
-                    s.fingerprint,
-                    type(s.op).__module__,
-                    s.op.name,
-                    s.op.params.model_dump(),
-                    s.op.bindings,
-                    self.context(s).worker_spec(),
-                )
-                for s in todo
-            ]
-            results = await loop.run_in_executor(pool, _run_job_in_worker, job, specs)
+            specs = [op_spec(s, self.context(s)) for s in todo]
+            results = await loop.run_in_executor(pool, run_job, job, specs)
         for s, stats in zip(todo, results, strict=True):
             self.commit(s.index, s.fingerprint, shard, stats)
 

@@ -11,6 +11,14 @@ duplicates, the row with the smallest key. It follows the global-operator protoc
   the merges, so shards can be summarized anywhere, in any order;
 * ``keep(shard)`` looks each row's key up in the decision.
 
+The same decision can also be reached without gathering every fingerprint in one process (a
+cluster executor's distributed stage): ``groups(state)`` turns a shard's fingerprints into
+bucket rows (rows sharing a bucket are candidate duplicates; buckets can be shuffled by their
+value), each bucket pairs its members with its smallest key, ``similarity`` verifies candidate
+pairs (when ``verify_threshold`` says so), the connected components' smallest keys are the
+representatives, and ``install`` hands each shard its part of the verdict. ``finalize`` is the
+same algorithm in one process.
+
 Rows are named by their keys (:mod:`prepflow.operators.common.keys`). What is held is keys and
 fingerprints, never texts.
 """
@@ -25,6 +33,7 @@ import pyarrow as pa
 from prepflow.core.errors import OperatorContractError
 from prepflow.core.operator import ID, FilterOperator
 from prepflow.operators.common.keys import key_id, row_keys
+from prepflow.operators.common.minhash import cluster_heads
 
 CHUNK_ROWS = 8192  # rows fingerprinted at once: bounds the transient token and signature arrays
 
@@ -94,8 +103,38 @@ class GlobalDedup(FilterOperator):
         if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
             order = np.argsort(keys)
             keys, values = keys[order], values[order]
-        self._seen = seen
-        self._verdict = self._resolve(keys, values)
+        self._seen, self._verdict = seen, self._resolve(keys, values)
+
+    def install(
+        self, seen: np.ndarray, dropped: np.ndarray, representative: np.ndarray, score: np.ndarray
+    ) -> None:
+        """Take a decision reached elsewhere: ``seen`` the sorted keys of the rows this
+        operator will be asked about, and (at least) their part of the verdict: the sorted keys
+        of the rows to drop, each one's representative and score."""
+        self._seen, self._verdict = seen, Verdict(dropped, representative, score)
+
+    # ---- the distributed form of finalize (see the module docstring) -------------------------
+
+    def groups(self, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Bucket rows of fingerprinted rows: a ``(rows, width)`` uint64 matrix whose row ``i``
+        belongs to ``keys[i % len(keys)]``; equal rows are candidate duplicates. Default: the
+        fingerprint itself (exact dedup)."""
+        return values.astype(np.uint64, copy=False)
+
+    @property
+    def verify_threshold(self) -> float | None:
+        """Candidate pairs whose :meth:`similarity` is below this are not duplicates; None:
+        every candidate pair is one (and scores 1)."""
+        return None
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The score of row pairs from their fingerprints (the reason shows it)."""
+        return np.ones(len(a))
+
+    def components(self, n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """For each of ``n`` nodes (numbered in key order), the smallest node connected to it
+        through the edges ``(u, v)``: the representative of its cluster."""
+        return cluster_heads(n, u, v)
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array]:
         if self._verdict is None or self._seen is None:

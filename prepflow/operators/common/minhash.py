@@ -67,13 +67,9 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
     verification then rejects.
     """
     n = sig.shape[0]
-    mult = mix64(np.arange(1, rows + 1, dtype=np.uint64)) | np.uint64(1)
-    key = np.empty(n, np.uint64)
     codes = []
     for b in range(bands):
-        for start in range(0, n, _KEY_CHUNK):  # bounds the uint64 copy of the band
-            band = sig[start : start + _KEY_CHUNK, b * rows : (b + 1) * rows].astype(np.uint64)
-            key[start : start + _KEY_CHUNK] = (band * mult).sum(axis=1, dtype=np.uint64)
+        key = band_keys(sig, b, rows)
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         head = np.ones(n, bool)
@@ -83,6 +79,18 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
         codes.append(first[members].astype(np.int64) * n + order[members])
     code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
     return code // n, code % n
+
+
+def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """One 64-bit hash per row of the slots of LSH band ``band`` (rows equal in the band hash
+    equal; unequal ones collide with probability 2**-64)."""
+    n = sig.shape[0]
+    mult = mix64(np.arange(1, rows + 1, dtype=np.uint64)) | np.uint64(1)
+    key = np.empty(n, np.uint64)
+    for start in range(0, n, _KEY_CHUNK):  # bounds the uint64 copy of the band
+        part = sig[start : start + _KEY_CHUNK, band * rows : (band + 1) * rows].astype(np.uint64)
+        key[start : start + _KEY_CHUNK] = (part * mult).sum(axis=1, dtype=np.uint64)
+    return key
 
 
 def similar_pairs(

@@ -23,6 +23,7 @@ from prepflow.core.tables import text_column
 from prepflow.operators.common.dedup import DigestDedup, GlobalDedup, Verdict
 from prepflow.operators.common.minhash import (
     agreement,
+    band_keys,
     cluster_heads,
     optimal_bands,
     signatures,
@@ -246,6 +247,23 @@ class MinHashDedup(_TextDedup):
         head = cluster_heads(len(keys), u, v)
         dup = np.flatnonzero(head != np.arange(len(keys)))
         return Verdict(keys[dup], keys[head[dup]], agreement(sig, dup, head[dup]))
+
+    def groups(self, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """One bucket row per (band, row): the band's index and the hash of its slots."""
+        bands, rows = self.lsh_params()
+        out = np.empty((bands * len(keys), 2), np.uint64)
+        for b in range(bands):
+            out[b * len(keys) : (b + 1) * len(keys), 0] = b
+            out[b * len(keys) : (b + 1) * len(keys), 1] = band_keys(values, b, rows)
+        return out
+
+    @property
+    def verify_threshold(self) -> float | None:
+        return self.params.threshold if self.params.verify else None
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Estimated Jaccard: the fraction of equal signature slots."""
+        return np.count_nonzero(a == b, axis=1) / max(1, a.shape[1])
 
     def _reason(self, representative_id: int, score: float) -> str:
         return f"near-duplicate of _id {representative_id} (est. jaccard {score:.2f})"
