@@ -270,6 +270,10 @@ class RayExecutor(Executor):
         self.writer = dataclasses.replace(self.store.writer(), run_dir=self.store.dir.resolve())
         retry = {"max_retries": TASK_RETRIES, "retry_exceptions": False}
         self._retry = retry
+        # Per-shard tasks read and write the shared run directory, so no node holds their data:
+        # spread them over the nodes (Ray's default packs a node first, and a fast stream of
+        # small shards would then never leave the driver's node).
+        self._per_shard = {**retry, "scheduling_strategy": "SPREAD"}
         self._job = ray.remote(_task_job)
         self._summarize = ray.remote(_task_summarize)
         self._apply = ray.remote(_task_apply)
@@ -332,7 +336,7 @@ class RayExecutor(Executor):
             self.dirty[shard] = True
             results = await self._await(self._llm_actor().run.remote(job, self._specs(todo)))
         elif all(importable(s) for s in todo):
-            task = self._job.options(**self.resources.of(todo), **self._retry)
+            task = self._job.options(**self.resources.of(todo), **self._per_shard)
             results = await self._await(task.remote(self.setup, job, self._specs(todo)))
         else:  # an operator only this process can build: run it here, like local's threads
             ops = [self.op(s) for s in todo]
@@ -386,7 +390,7 @@ class RayExecutor(Executor):
             if spec is None:
                 return map(summarize, shards)
             refs = [
-                self._summarize.options(**self.resources.of([step]), **self._retry).remote(
+                self._summarize.options(**self.resources.of([step]), **self._per_shard).remote(
                     self.setup, spec, str(self._source(step.index, k))
                 )
                 for k in shards
@@ -527,7 +531,7 @@ class RayExecutor(Executor):
             job = self._job_of([step], k)
             part = (dropped[mine], heads[mine], scores[mine])
             (stats,) = await self._await(
-                self._apply.options(**self.resources.of([step]), **self._retry).remote(
+                self._apply.options(**self.resources.of([step]), **self._per_shard).remote(
                     self.setup, job, spec, summaries[k], part
                 )
             )
