@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-#: File name of the cache inside a run directory.
+#: How long opening waits for other processes that are setting up the same file.
+_OPEN_TIMEOUT_S = 60.0
 
 
 def cache_key(request: Mapping[str, Any]) -> bytes:
@@ -34,12 +36,28 @@ class ResponseCache:
         self._db = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=60
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses "
-            "(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
-        )
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """Switch to WAL and create the table, waiting out other processes doing the same.
+
+        SQLite answers "database is locked" at once, without its busy timeout, when two
+        connections change the journal mode of a new file together, so this retries itself.
+        """
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS responses "
+                    "(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+                )
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def get(self, key: bytes) -> Any | None:
         row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
 import subprocess
@@ -137,3 +139,28 @@ def test_embeddings_are_cached_per_text(scripted, tmp_path):
     assert again == [first[1], first[0], again[2]]
     assert (server.count("a"), server.count("b"), server.count("c")) == (1, 1, 1)
     assert (client.stats.requests, client.stats.cache_hits) == (1, 2)
+
+
+def _open_and_write(path: str, start: multiprocessing.synchronize.Barrier, worker: int) -> None:
+    start.wait()
+    cache = ResponseCache(path)
+    cache.put(f"k{worker}".encode(), {"text": str(worker)})
+    cache.close()
+
+
+def test_many_processes_can_open_a_new_cache_file_at_once(tmp_path):
+    """Opening sets the journal mode, which SQLite refuses at once (no busy wait) while another
+    process does the same; every opener must still get in."""
+    ctx = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        path = str(tmp_path / f"cache{attempt}.sqlite")
+        start = ctx.Barrier(8)
+        workers = [ctx.Process(target=_open_and_write, args=(path, start, w)) for w in range(8)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert [w.exitcode for w in workers] == [0] * 8
+        cache = ResponseCache(path)
+        assert len(cache) == 8
+        cache.close()
