@@ -12,9 +12,11 @@ protocol (summarize every shard, merge, finalize, apply).
 from __future__ import annotations
 
 import abc
+import asyncio
+import concurrent.futures as cf
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,6 +57,19 @@ class Execution:
 
 
 ContextFactory = Callable[[CompiledStep], EngineContext]
+Stage = tuple[str, list[CompiledStep]]  # ("sync" | "async" | "global", steps)
+
+
+def stages_of(steps: list[CompiledStep]) -> list[Stage]:
+    """Consecutive sync steps form one stage (one job per shard), and so do consecutive async
+    steps (rows stream from one to the next); a global step is a stage of its own."""
+    stages: list[Stage] = []
+    for s in steps:
+        if s.mode != "global" and stages and stages[-1][0] == s.mode:
+            stages[-1][1].append(s)
+        else:
+            stages.append((s.mode, [s]))
+    return stages
 
 
 class Executor(abc.ABC):
@@ -102,6 +117,53 @@ class Executor(abc.ABC):
             self.quarantined,
             [self.store.shard_path("steps", last, k) for k in range(self.n_shards)],
         )
+
+    async def stream(
+        self,
+        in_flight: int,
+        run_stages: Callable[[int, list[Stage]], Awaitable[None]],
+        run_global: Callable[[CompiledStep], Awaitable[None]],
+        ingest_pool: cf.Executor | None = None,
+    ) -> None:
+        """Run every shard through the plan's stages, at most ``in_flight`` shards at once, the
+        first shards while ingest (a thread of ``ingest_pool``) is still cutting the input. A
+        global step is a barrier: every shard reaches it, ``run_global`` runs, then the stages
+        after it run on every shard."""
+        phases: list[list[Stage]] = [[]]
+        globals_: list[CompiledStep] = []
+        for stage in stages_of(self.plan.steps):
+            if stage[0] == "global":
+                globals_.append(stage[1][0])
+                phases.append([])
+            else:
+                phases[-1].append(stage)
+        for p, phase in enumerate(phases):
+            if p:
+                await run_global(globals_[p - 1])
+            sem = asyncio.Semaphore(in_flight)
+            tasks: list[asyncio.Task[None]] = []
+            shards = self._ingested(ingest_pool) if p == 0 else _count(self.n_shards)
+            async for shard in shards:
+                await sem.acquire()
+                tasks.append(asyncio.create_task(_released(run_stages(shard, phase), sem)))
+            await _gather_or_cancel(tasks)
+
+    async def _ingested(self, pool: cf.Executor | None) -> AsyncIterator[int]:
+        """Each shard as ingest commits it (ingest runs in a thread of ``pool``)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+
+        def cut() -> None:
+            try:
+                for shard in self.ingest():
+                    asyncio.run_coroutine_threadsafe(queue.put(shard), loop).result()
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+        done = loop.run_in_executor(pool, cut)
+        while (shard := await queue.get()) is not None:
+            yield shard
+        await done
 
     # ---- resume and commits ------------------------------------------------------------------
 
@@ -249,6 +311,29 @@ class Executor(abc.ABC):
             stats = stats_of(op, batch.num_rows, result, seconds)
             self.store.write_result(step.dirname, k, result)
             on_commit(functools.partial(self.commit, step.index, step.fingerprint, k, stats))
+
+
+async def _count(n: int) -> AsyncIterator[int]:
+    for k in range(n):
+        yield k
+
+
+async def _released(work: Awaitable[None], sem: asyncio.Semaphore) -> None:
+    try:
+        await work
+    finally:
+        sem.release()
+
+
+async def _gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; when one fails, cancel the others and raise its error."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def check_quarantine_policy(value: str) -> str:

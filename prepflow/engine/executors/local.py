@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures as cf
+import functools
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +30,7 @@ from prepflow.core.operator import StepStats
 from prepflow.data import journal
 from prepflow.data.runstore import read_shard
 from prepflow.engine.compiler import CompiledStep
-from prepflow.engine.executors.base import Executor
+from prepflow.engine.executors.base import Executor, Stage
 from prepflow.engine.executors.worker import importable, init_worker, op_spec, run_job
 from prepflow.engine.steprun import ShardJob, run_async_chain, run_sync
 
@@ -43,20 +44,6 @@ LLM_SHARDS_IN_FLIGHT = 64
 
 
 # ---- orchestration ----------------------------------------------------------------------------
-
-Stage = tuple[str, list[CompiledStep]]  # ("sync" | "async" | "global", steps)
-
-
-def stages_of(steps: list[CompiledStep]) -> list[Stage]:
-    """Consecutive sync steps form one stage (one job per shard), and so do consecutive async
-    steps (rows stream from one to the next); a global step is a stage of its own."""
-    stages: list[Stage] = []
-    for s in steps:
-        if s.mode != "global" and stages and stages[-1][0] == s.mode:
-            stages[-1][1].append(s)
-        else:
-            stages.append((s.mode, [s]))
-    return stages
 
 
 class LocalExecutor(Executor):
@@ -159,12 +146,9 @@ class LocalExecutor(Executor):
         for s, stats in zip(todo, results, strict=True):
             self.commit(s.index, s.fingerprint, shard, stats)
 
-    async def _run_shard(self, shard: int, stages: list[Stage], sem: asyncio.Semaphore) -> None:
-        try:
-            for stage in stages:
-                await self._run_stage(stage, shard)
-        finally:
-            sem.release()
+    async def _run_shard(self, shard: int, stages: list[Stage]) -> None:
+        for stage in stages:
+            await self._run_stage(stage, shard)
 
     def _run_global(self, step: CompiledStep) -> None:
         """Summarize every shard a few at a time on the worker threads, merge, finalize, then
@@ -181,42 +165,12 @@ class LocalExecutor(Executor):
 
     async def execute(self) -> None:
         self._loop = asyncio.get_running_loop()
-        stages = stages_of(self.plan.steps)
-        phases: list[list[Stage]] = [[]]
-        globals_: list[CompiledStep] = []
-        for st in stages:
-            if st[0] == "global":
-                globals_.append(st[1][0])
-                phases.append([])
-            else:
-                phases[-1].append(st)
         in_flight = self.opts.shards_in_flight or (
             LLM_SHARDS_IN_FLIGHT if self.plan.needs_llm else 2 * self.workers
         )
-        for p, phase in enumerate(phases):
-            sem = asyncio.Semaphore(in_flight)
-            tasks: list[asyncio.Task[None]] = []
-            if p == 0:
-                queue: asyncio.Queue[int | None] = asyncio.Queue()
-                ingest = self._loop.run_in_executor(None, self._ingest, queue)
-                while (shard := await queue.get()) is not None:
-                    await sem.acquire()
-                    tasks.append(asyncio.create_task(self._run_shard(shard, phase, sem)))
-                await ingest
-            else:
-                await asyncio.to_thread(self._run_global, globals_[p - 1])
-                for shard in range(self.n_shards):
-                    await sem.acquire()
-                    tasks.append(asyncio.create_task(self._run_shard(shard, phase, sem)))
-            await _gather_or_cancel(tasks)
-
-    def _ingest(self, queue: asyncio.Queue[int | None]) -> None:
-        """Ingest in a thread; each shard's commit runs on the loop, then its index is queued."""
-        try:
-            for shard in self.ingest():
-                asyncio.run_coroutine_threadsafe(queue.put(shard), self._loop).result()
-        finally:
-            asyncio.run_coroutine_threadsafe(queue.put(None), self._loop).result()
+        await self.stream(
+            in_flight, self._run_shard, functools.partial(asyncio.to_thread, self._run_global)
+        )
 
 
 def _in_order(
@@ -230,13 +184,3 @@ def _in_order(
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
-
-
-async def _gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -51,8 +51,7 @@ from prepflow.core.operator import StepStats
 from prepflow.data.runstore import read_shard
 from prepflow.engine.compiler import CompiledStep
 from prepflow.engine.executors import ray_dedup as dd
-from prepflow.engine.executors.base import Executor
-from prepflow.engine.executors.local import stages_of
+from prepflow.engine.executors.base import Executor, Stage
 from prepflow.engine.executors.worker import (
     OpSpec,
     importable,
@@ -367,14 +366,9 @@ class RayExecutor(Executor):
             self._llm = actor.remote(self.setup, serving)
         return self._llm
 
-    async def _run_shard(
-        self, shard: int, stages: list[tuple[str, list[CompiledStep]]], sem: asyncio.Semaphore
-    ) -> None:
-        try:
-            for mode, steps in stages:
-                await self._run_stage(mode, steps, shard)
-        finally:
-            sem.release()
+    async def _run_shard(self, shard: int, stages: list[Stage]) -> None:
+        for mode, steps in stages:
+            await self._run_stage(mode, steps, shard)
 
     # -- global steps --
 
@@ -543,41 +537,10 @@ class RayExecutor(Executor):
     # -- the run --
 
     async def execute(self) -> None:
-        loop = asyncio.get_running_loop()
-        phases: list[list[tuple[str, list[CompiledStep]]]] = [[]]
-        globals_: list[CompiledStep] = []
-        for mode, steps in stages_of(self.plan.steps):
-            if mode == "global":
-                globals_.append(steps[0])
-                phases.append([])
-            else:
-                phases[-1].append((mode, steps))
         in_flight = self.opts.shards_in_flight or (
             LLM_SHARDS_IN_FLIGHT if self.plan.needs_llm else 2 * self.cpus
         )
-        for p, phase in enumerate(phases):
-            sem = asyncio.Semaphore(in_flight)
-            tasks: list[asyncio.Task[None]] = []
-            if p == 0:
-                queue: asyncio.Queue[int | None] = asyncio.Queue()
-                ingest = loop.run_in_executor(self._threads, self._ingest, queue, loop)
-                while (shard := await queue.get()) is not None:
-                    await sem.acquire()
-                    tasks.append(asyncio.create_task(self._run_shard(shard, phase, sem)))
-                await ingest
-            else:
-                await self._run_global(globals_[p - 1])
-                for shard in range(self.n_shards):
-                    await sem.acquire()
-                    tasks.append(asyncio.create_task(self._run_shard(shard, phase, sem)))
-            await _gather_or_cancel(tasks)
-
-    def _ingest(self, queue: asyncio.Queue[int | None], loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            for shard in self.ingest():
-                asyncio.run_coroutine_threadsafe(queue.put(shard), loop).result()
-        finally:
-            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+        await self.stream(in_flight, self._run_shard, self._run_global, self._threads)
 
 
 def _parts(fn: Callable[..., list[Any]], *args: Any) -> Any:
@@ -588,13 +551,3 @@ def _parts(fn: Callable[..., list[Any]], *args: Any) -> Any:
 
 def _edges_only(scored: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dd.Edges:
     return scored[0], scored[1]
-
-
-async def _gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
