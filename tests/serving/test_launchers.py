@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from prepflow.core.errors import ConfigError
+from prepflow.engine.runner import run_pipeline
+from prepflow.engine.spec import load_yaml
 from prepflow.serving import catalog
 from prepflow.serving.launchers import LaunchError, launch
 from prepflow.serving.launchers.backends import (
@@ -294,3 +296,29 @@ def test_llamacpp_server_exits_when_its_parent_is_killed(smollm, tmp_path):
         run.send_signal(signal.SIGKILL)
         run.wait()
     assert wait_gone(int(pid))
+
+
+@pytest.mark.slow
+def test_a_fully_resumed_run_starts_no_server(smollm, tmp_path):
+    """Nothing left to compute: the second run answers from the run directory without launching
+    llama.cpp (its log is not touched) and sends no request."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "red"}\n{"text": "blue"}\n')
+    spec = load_yaml(
+        textwrap.dedent(f"""
+        name: colours
+        serving: {{backend: llamacpp, model: {smollm}, generation: {{max_tokens: 24}}}}
+        steps:
+          - {{op: PromptedGenerator, params: {{prompt: "Reply with one word: a thing that is {{{{ text }}}}."}}}}
+        """)
+    )
+    run = {"input": src, "output": tmp_path / "o.jsonl", "run_dir": tmp_path / "run"}
+    first = run_pipeline(spec, progress=False, **run)
+    log = tmp_path / "run" / "logs" / "llamacpp.log"
+    assert first.llm["requests"] >= 2 and "listening on" in log.read_text()
+    before = log.stat()
+    second = run_pipeline(spec, progress=False, **run)
+    assert (second.computed_shards, second.llm.get("requests", 0)) == (0, 0)
+    assert second.output_rows == first.output_rows
+    after = log.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
