@@ -25,6 +25,10 @@ Give a short rationale (one or two sentences), then a score from {{ min_score }}
 {{ max_score }} (best). Reply with only a JSON object: {"rationale": "...", "score": <number>}"""
 
 MAX_REASON_CHARS = 300
+#: The smallest embedded catalog model that judges clearly better than chance on the labelled
+#: judge set (benchmarks/README.md, "Judges"): the 0.5B default scored nearly everything 4-5
+#: (balanced accuracy 0.47). Judges run with it when the pipeline launches the embedded default.
+JUDGE_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -58,6 +62,7 @@ class Judge(LLMOperator):
     template = PromptTemplate(JUDGE_PROMPT, JUDGE_SYSTEM)
     Params = JudgeParams
     max_tokens = 256  # a score and one or two sentences
+    preferred_embedded_model = JUDGE_MODEL
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
