@@ -129,6 +129,11 @@ class LLMOperator(Operator):
     #: sets ``max_tokens``: set it where the answer has a known size (a verdict, a label), since
     #: a small model can otherwise loop inside a JSON string until its context is full.
     max_tokens: ClassVar[int | None] = None
+    #: The embedded catalog model to run this operator with when the pipeline launches the
+    #: embedded default (backend ``llamacpp`` and no ``serving.model`` or ``--model``): the
+    #: engine then starts that model's server for this step beside the run's. None: the run's.
+    #: A model the user names always wins.
+    preferred_embedded_model: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

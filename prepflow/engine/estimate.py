@@ -149,7 +149,8 @@ def measure(
 
 
 async def _timed(serving: ServingConfig, prompts: list[Any], op: Any) -> Measurement:
-    client = LazyServing(serving)
+    root = LazyServing(serving)
+    client = root.for_model(getattr(op, "preferred_embedded_model", None))  # as the run would
     try:
         await client.open()  # a local server starts here, not inside the timing
         seconds, tokens = 0.0, 0
@@ -160,7 +161,7 @@ async def _timed(serving: ServingConfig, prompts: list[Any], op: Any) -> Measure
             tokens += response.completion_tokens
         return Measurement(len(prompts), seconds / len(prompts), tokens / len(prompts))
     finally:
-        await client.aclose()
+        await root.aclose()
 
 
 def _tokens(n: int | None, exact: bool) -> str:

@@ -335,10 +335,11 @@ def _execute_session(
     resources = RunResources(run.spec.settings.get("sandbox"))
 
     def context(step: CompiledStep) -> EngineContext:
+        preferred = getattr(step.op, "preferred_embedded_model", None)
         return EngineContext(
             scratch=store.scratch_path(step.dirname),
             seed=seed,
-            serving=serving,
+            serving=serving.for_model(preferred) if serving is not None else None,
             resources=resources,
         )
 
@@ -400,8 +401,8 @@ async def _execute(
             loop.remove_signal_handler(sig)
         execution = ex.finish()
         if serving is not None:
-            if serving.client is not None:
-                usage.update(serving.client.stats.to_dict())
+            for client in serving.clients:
+                add_usage(usage, client.stats.to_dict())
             await serving.aclose()
         add_usage(usage, execution.usage)
     return execution

@@ -150,6 +150,9 @@ class LazyServing:
         self._stack = contextlib.AsyncExitStack()
         self._client: OpenAIServing | None = None
         self._opening: asyncio.Lock | None = None
+        self._siblings: dict[str, LazyServing] = {}
+        #: the serving this one is a sibling of (``for_model``), else itself
+        self.root: LazyServing = self
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled unopened, without its callbacks: another process (a cluster worker) opens
@@ -188,6 +191,31 @@ class LazyServing:
                     self._client = client
         return self._client
 
+    def for_model(self, model: str | None) -> LazyServing:
+        """The serving for a step that prefers the embedded catalog ``model`` (a judge: see
+        ``LLMOperator.preferred_embedded_model``): this one, unless this one launches the
+        embedded default (backend ``llamacpp``, no ``model`` named by the pipeline or
+        ``--model``); then a sibling that launches ``model`` on its first request, with the same
+        cache and launch options, logging to ``log_dir/<model>/``, closed with this one. A
+        budget (``max_requests``) applies to each server on its own."""
+        if model is None or self.config.backend != "llamacpp" or self.config.model is not None:
+            return self
+        if model not in self._siblings:
+            args = dict(self._args)
+            if args["log_dir"] is not None:
+                args["log_dir"] = Path(args["log_dir"]) / model
+            sibling = LazyServing(self.config.model_copy(update={"model": model}), **args)
+            sibling.on_status = lambda text: self.on_status(text)
+            sibling.root = self
+            self._siblings[model] = sibling
+        return self._siblings[model]
+
+    @property
+    def clients(self) -> list[OpenAIServing]:
+        """The open clients: this one's and its siblings' (for their usage)."""
+        servings = [self, *self._siblings.values()]
+        return [s.client for s in servings if s.client is not None]
+
     async def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
         return await (await self.open()).chat(messages, **kwargs)
 
@@ -199,6 +227,8 @@ class LazyServing:
             self._client.forget(response)
 
     async def aclose(self) -> None:
+        for sibling in self._siblings.values():
+            await sibling.aclose()
         await self._stack.aclose()
 
 

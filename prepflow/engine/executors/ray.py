@@ -219,8 +219,16 @@ class _LLMWorker:
         return [s for s in stats if s is not None]
 
     def usage(self) -> dict[str, Any]:
-        client = self.serving.client
-        return client.stats.to_dict() if client is not None else {}
+        usage: dict[str, Any] = {}
+        for client in getattr(self.serving, "clients", []):  # the run's and its siblings'
+            for key, value in client.stats.to_dict().items():
+                if isinstance(value, dict):
+                    into = usage.setdefault(key, {})
+                    for k, v in value.items():
+                        into[k] = into.get(k, 0) + v
+                else:
+                    usage[key] = usage.get(key, 0) + value
+        return usage
 
     async def close(self) -> None:
         await self.serving.aclose()
@@ -357,6 +365,7 @@ class RayExecutor(Executor):
         if self._llm is None:
             step = next(s for s in self.plan.steps if s.mode == "async")
             serving = self.context(step).serving
+            serving = getattr(serving, "root", serving)  # the worker picks each step's own
             actor = self.ray.remote(_LLMWorker).options(
                 **self.resources.llm,
                 max_concurrency=LLM_SHARDS_IN_FLIGHT,

@@ -60,10 +60,17 @@ def worker_ops(specs: list[OpSpec], serving: Serving | None = None) -> list[Oper
             if module not in sys.modules and not module.startswith("prepflow_user_"):
                 __import__(module)  # operators defined outside the registry's entry points
             op = registry.get(name)(**params).bind(bindings)
-            op.setup(context.context(serving))
+            op.setup(context.context(_serving_for(op, serving)))
             _WORKER_OPS[fp] = op
         ops.append(op)
     return ops
+
+
+def _serving_for(op: Operator, serving: Serving | None) -> Serving | None:
+    """The run's serving, or its sibling for a step that prefers another embedded model
+    (``LazyServing.for_model``)."""
+    preferred = getattr(op, "preferred_embedded_model", None)
+    return serving.for_model(preferred) if hasattr(serving, "for_model") else serving
 
 
 def run_job(job: ShardJob, specs: list[OpSpec]) -> list[StepStats]:

@@ -4,9 +4,9 @@ evaluator or a filter), and a generator that fans each row out into several."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import BeforeValidator, Field, create_model
 
 from prepflow.core.columns import Column
 from prepflow.core.errors import ConfigError
@@ -25,6 +25,22 @@ Give a short rationale (one or two sentences), then a score from {{ min_score }}
 {{ max_score }} (best). Reply with only a JSON object: {"rationale": "...", "score": <number>}"""
 
 MAX_REASON_CHARS = 300
+#: The smallest embedded catalog model that judges clearly better than chance on the labelled
+#: judge set (benchmarks/README.md, "Judges"): the 0.5B default scored nearly everything 4-5
+#: (balanced accuracy 0.47). Judges run with it when the pipeline launches the embedded default.
+JUDGE_MODEL = "qwen2.5-coder-1.5b-instruct"
+
+
+def _not_a_bool(value: Any) -> Any:
+    """A JSON ``true``/``false`` is not a score (pydantic would read it as 1.0/0.0)."""
+    if isinstance(value, bool):
+        raise ValueError("the score must be a number, not true/false")
+    return value
+
+
+#: A judge's score: a number (a numeric string is read as one); never a bool. A reply without a
+#: valid score is re-asked and then fails the row: it never becomes a default or a top score.
+Score = Annotated[float, BeforeValidator(_not_a_bool)]
 
 
 class JudgeParams(LLMParams):
@@ -46,6 +62,7 @@ class Judge(LLMOperator):
     template = PromptTemplate(JUDGE_PROMPT, JUDGE_SYSTEM)
     Params = JudgeParams
     max_tokens = 256  # a score and one or two sentences
+    preferred_embedded_model = JUDGE_MODEL
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -55,7 +72,7 @@ class Judge(LLMOperator):
         self.schema = create_model(
             "Judgement",
             rationale=(str, Field(description="why this score, in one or two sentences")),
-            score=(float, Field(ge=lo, le=hi, description=f"from {lo} (worst) to {hi} (best)")),
+            score=(Score, Field(ge=lo, le=hi, description=f"from {lo} (worst) to {hi} (best)")),
         )
 
 

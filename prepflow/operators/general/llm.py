@@ -66,7 +66,10 @@ class PromptedEvaluator(JudgeEvaluator):
 
     By default it judges the ``text`` column for ``criteria`` on a 1-5 scale; replace ``prompt``
     to judge anything (the reply must still be the JSON ``{"rationale": ..., "score": ...}``,
-    which is requested as structured output and validated against the scale).
+    which is requested as structured output and validated against the scale). A reply with no
+    valid score after the re-asks is a failure record, never a score. On the embedded default
+    serving it runs on ``qwen2.5-coder-1.5b-instruct``, the smallest catalog model that judges
+    better than chance (see the serving docs, "Choosing a judge model").
     """
 
 
@@ -74,7 +77,7 @@ class PromptedFilter(JudgeFilter):
     """Keeps rows an LLM judge scores at least ``threshold``; drops the rest with the rationale.
 
     Same judge as :class:`PromptedEvaluator`; every dropped row records its score and the judge's
-    rationale as its reason.
+    rationale as its reason. A row the judge gives no valid score is a failure record, not kept.
     """
 
 
