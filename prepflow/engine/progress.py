@@ -159,25 +159,28 @@ class RunProgress:
         return f"{s.label}: " + ", ".join(parts)
 
     def llm_line(self, now: float) -> str | None:
-        client = getattr(self.serving, "client", None)
-        if client is None:
+        """Requests, in flight, tokens/s, cache hits, retries, failures and cost, summed over
+        the run's servers (a judge may have a server of its own)."""
+        clients = list(getattr(self.serving, "clients", []))
+        if not clients:
             return None
-        st = client.stats
+        stats = [c.stats for c in clients]
+        tokens = sum(st.completion_tokens for st in stats)
         t_prev, tok_prev = self._tokens
-        rate = (st.completion_tokens - tok_prev) / max(1e-9, now - t_prev)
-        self._tokens = (now, st.completion_tokens)
+        rate = (tokens - tok_prev) / max(1e-9, now - t_prev)
+        self._tokens = (now, tokens)
         parts = [
-            f"{st.requests:,} requests",
-            f"{client.in_flight} in flight",
+            f"{sum(st.requests for st in stats):,} requests",
+            f"{sum(c.in_flight for c in clients)} in flight",
             f"{rate:,.1f} tokens/s",
-            f"cache hits {st.cache_hits:,}",
+            f"cache hits {sum(st.cache_hits for st in stats):,}",
         ]
-        if st.retries:
-            parts.append(f"retries {st.retries:,}")
-        if failures := sum(st.failures.values()):
+        if retries := sum(st.retries for st in stats):
+            parts.append(f"retries {retries:,}")
+        if failures := sum(sum(st.failures.values()) for st in stats):
             parts.append(f"failed {failures:,}")
-        if client.prices is not None:
-            parts.append(f"${st.cost_usd:,.4f}")
+        if any(c.prices is not None for c in clients):
+            parts.append(f"${sum(st.cost_usd for st in stats):,.4f}")
         return "LLM: " + ", ".join(parts)
 
     # ---- drawing -----------------------------------------------------------------------------

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from prepflow.core.llm import LLMOperator
 from prepflow.engine.executors.worker import _serving_for
+from prepflow.engine.progress import RunProgress
 from prepflow.operators.common.llm import JUDGE_MODEL, Judge
 from prepflow.operators.general.llm import PromptedEvaluator, PromptedFilter, PromptedGenerator
 from prepflow.operators.sft.judges import QualityJudge
-from prepflow.serving import LazyServing, ServingConfig
+from prepflow.serving import LazyServing, OpenAIServing, ServingConfig
 from prepflow.serving.catalog import CATALOG, DEFAULT_MODEL
 
 
@@ -50,3 +52,13 @@ def test_workers_give_each_step_its_serving():
     assert _serving_for(PromptedFilter(), run) is run.for_model(JUDGE_MODEL)
     assert _serving_for(PromptedGenerator(prompt="x"), run) is run
     assert _serving_for(PromptedFilter(), None) is None
+
+
+def test_progress_counts_the_judge_servers_requests_too(tmp_path):
+    run = LazyServing(ServingConfig(), log_dir=tmp_path)
+    judge = run.for_model(JUDGE_MODEL)
+    for serving, requests, hits in ((run, 3, 1), (judge, 4, 2)):
+        serving._client = OpenAIServing("http://127.0.0.1:9/v1", serving.config.model or "m")
+        serving._client.stats.requests, serving._client.stats.cache_hits = requests, hits
+    line = RunProgress(["a"], mode="off", serving=run).llm_line(time.monotonic())
+    assert line is not None and "7 requests" in line and "cache hits 3" in line
