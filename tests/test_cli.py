@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -98,3 +100,19 @@ def test_command_entry_point_collects_garbage_again_once_a_command_runs() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[(True, True)]", out.stderr
+
+
+def test_a_run_of_arrow_steps_never_imports_pandas(tmp_path: Path) -> None:
+    """pandas costs 0.3 s to import and a text run needs none of it (``pa.array`` would import it
+    whenever it is installed, as it is here)."""
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"text": "row  {i}"}}\n' for i in range(50)))
+    (tmp_path / "p.yaml").write_text("name: one\nsteps:\n  - op: WhitespaceNormalizer\n")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "prepflow.cli", "run", "p.yaml", "--input",
+         "in.jsonl", "--output", "o.jsonl", "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "pyarrow" in imported and "pandas" not in imported
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 50

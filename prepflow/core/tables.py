@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from prepflow.core.errors import ConfigError
@@ -20,6 +21,13 @@ def set_column(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -
 def take_rows(table: pa.Table, rows: Sequence[int]) -> pa.Table:
     """The given rows of ``table``, in the given order (repeats allowed)."""
     return table.take(pa.array(rows, pa.int64()))
+
+
+def int64_range(start: int, stop: int) -> pa.Array:
+    """``start .. stop-1`` as an int64 array, built from a buffer: ``pa.array`` imports pandas
+    when it is installed (0.3 s the first time, on every run's critical path)."""
+    values = np.arange(start, stop, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 def text_column(batch: pa.Table, name: str, op: str) -> pa.Array:

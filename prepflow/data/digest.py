@@ -7,6 +7,8 @@ import hashlib
 
 import pyarrow as pa
 
+from prepflow.core.tables import int64_range
+
 
 class _Hasher:
     """A write-only sink that hashes what Arrow's IPC writer writes into it."""
@@ -30,7 +32,7 @@ def table_digest(table: pa.Table) -> str:
     """A 128-bit digest of ``table``'s schema and values. The rows are copied into fresh buffers
     first, so that a slice and a table holding the same rows digest alike (Arrow's IPC writer
     would otherwise see the slice's offsets and surrounding bytes)."""
-    fresh = table.take(pa.array(range(table.num_rows), pa.int64()))
+    fresh = table.take(int64_range(0, table.num_rows))
     sink = _Hasher()
     with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), fresh.schema) as writer:
         writer.write_table(fresh)

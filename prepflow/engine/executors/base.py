@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from prepflow.core.errors import InputError, PrepflowError
 from prepflow.core.operator import ID, Operator, StepStats
+from prepflow.core.tables import int64_range
 from prepflow.data import journal
 from prepflow.data.digest import table_digest
 from prepflow.data.readers import BadRecord, Source
@@ -255,7 +256,7 @@ class Executor(abc.ABC):
                 path=", ".join(self.source.paths),
             )
         first = shard * self.opts.shard_rows
-        table = batch.append_column(ID, pa.array(range(first, first + batch.num_rows), pa.int64()))
+        table = batch.append_column(ID, int64_range(first, first + batch.num_rows))
         self.store.write_input_shard(shard, table)
         self.store.write_quarantine(shard, bad)
         self.quarantined += len(bad)
