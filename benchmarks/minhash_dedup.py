@@ -18,7 +18,7 @@ row blocks. Two figures come out:
 * dropped docs: truth drops every member of a connected component of the truth graph except its
   smallest ``_id``; the operator's dropped set is compared with it.
 
-Speed is observe + finalize + run_batch over all batches in one process, wall clock.
+Speed is summarize + merge + finalize + run_batch over all batches in one process, wall clock.
 
     .venv/bin/python benchmarks/minhash_dedup.py [--num-perm 128] [--threshold 0.8] ...
 """
@@ -26,6 +26,7 @@ Speed is observe + finalize + run_batch over all batches in one process, wall cl
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -172,14 +173,14 @@ def linked_pairs(texts: list[str], op: MinHashDedup) -> set[tuple[int, int]]:
 
 
 def run_operator(texts: list[str], batch: int, op: MinHashDedup) -> tuple[dict[int, int], dict]:
-    """Both passes over ``texts`` in batches; each dropped row's representative, and timings."""
+    """The global protocol over ``texts`` in batches (summarize each, merge, finalize, then
+    apply); each dropped row's representative, and timings."""
     table = pa.table({ID: pa.array(range(len(texts)), pa.int64()), "text": texts})
     batches = [table.slice(i, batch) for i in range(0, len(texts), batch)]
     cpu0, t0 = time.process_time(), time.perf_counter()
-    for b in batches:
-        op.observe(b)
+    state = functools.reduce(op.merge, (op.summarize(b) for b in batches))
     t1 = time.perf_counter()
-    op.finalize()
+    op.finalize(state)
     t2 = time.perf_counter()
     dropped = [op.run_batch(b).dropped for b in batches]
     cpu, t3 = time.process_time() - cpu0, time.perf_counter()
@@ -189,7 +190,7 @@ def run_operator(texts: list[str], batch: int, op: MinHashDedup) -> tuple[dict[i
             for i, reason in zip(d[ID].to_pylist(), d[REASON].to_pylist(), strict=True):
                 rep[i] = int(reason.split("_id ")[1].split(" ")[0])
     return rep, {
-        "observe": t1 - t0,
+        "summarize": t1 - t0,
         "finalize": t2 - t1,
         "run_batch": t3 - t2,
         "total": t3 - t0,
@@ -260,7 +261,7 @@ def main() -> None:
         print(f"  [{lo:.2f}, {min(hi, 1.0):.2f}]: {found}/{len(sel)}")
     print(
         f"speed: {len(texts) / t['total']:,.0f} docs/s wall ({len(texts) / t['cpu']:,.0f} per "
-        f"CPU-second); observe {t['observe']:.2f} s, finalize {t['finalize']:.2f} s, "
+        f"CPU-second); summarize+merge {t['summarize']:.2f} s, finalize {t['finalize']:.2f} s, "
         f"run_batch {t['run_batch']:.2f} s; signatures {len(texts) * args.num_perm * 2 / 2**20:.1f} MiB"
     )
     print(f"load average during the run: {os.getloadavg()[0]:.1f}")
