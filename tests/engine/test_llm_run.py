@@ -80,6 +80,7 @@ def test_llm_step_overlaps_shards_and_reports_usage(tmp_path: Path) -> None:
         assert server.count() == 0 and rep.computed_shards == 0
 
 
+@pytest.mark.slow
 def test_faults_leave_every_row_a_result_or_a_failure(tmp_path: Path) -> None:
     n = 200
     src = questions(tmp_path, n)
@@ -111,6 +112,7 @@ def test_faults_leave_every_row_a_result_or_a_failure(tmp_path: Path) -> None:
     assert seen == sorted(f"question {i}" for i in range(n))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [25])
 def test_sigkill_with_requests_in_flight_then_resume_pays_once(
     tmp_path: Path, kill_after: int

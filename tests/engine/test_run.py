@@ -247,6 +247,7 @@ def _journal_steps(run: Path) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     rows = [{"text": f"document number {i} " + "word " * (i % 17)} for i in range(3000)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
