@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import datasets
+import pytest
 
 from tests.helpers import prepflow
 
@@ -20,6 +21,7 @@ def setup(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_export_of_a_finished_run_in_every_format(tmp_path: Path):
     work = setup(tmp_path)
     assert (
@@ -40,6 +42,7 @@ def test_export_of_a_finished_run_in_every_format(tmp_path: Path):
     assert mapped.returncode == 0, mapped.stderr
 
 
+@pytest.mark.slow
 def test_run_with_a_fine_tuning_format_replaces_only_its_own_output(tmp_path: Path):
     work = setup(tmp_path)
     args = ["run", "p.yaml", "--input", "in.jsonl", "--output", "lf", "--format", "llamafactory"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from prepflow.testing import ScriptedServer
 from tests.helpers import prepflow
 
@@ -68,6 +70,7 @@ def test_the_report_puts_the_estimate_beside_the_actual_figures(tmp_path: Path):
     assert "| requests | 30 | 30 |" in (work / "runs/gen/report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_request_budget_stops_the_run_cleanly_and_it_resumes(tmp_path: Path):
     work = setup_dir(tmp_path, rows=40)
     with ScriptedServer(latency=0.05) as server:

@@ -63,6 +63,7 @@ def test_spider_layout_with_db_ids(tmp_path: Path) -> None:
     assert sum(c["total"] for c in summary["by_difficulty"].values()) == len(rows)
 
 
+@pytest.mark.slow
 def test_single_file_prints_accuracy_by_difficulty(tmp_path: Path) -> None:
     if not CHINOOK.is_file():
         pytest.skip("chinook not found")

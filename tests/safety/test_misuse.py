@@ -106,6 +106,7 @@ def test_an_output_over_the_input_is_refused_before_reading(work: Path, where: s
     assert not (work / "r").exists()
 
 
+@pytest.mark.slow
 def test_an_output_over_a_directory_is_refused_and_a_trailing_slash_means_datasets(work: Path):
     src = write_rows(work / "in.jsonl", 20)
     pipeline = slow_pipeline(work / "p.yaml", 0)
