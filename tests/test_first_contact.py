@@ -3,11 +3,14 @@ the registry browses clearly, init says what to do next."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from prepflow.testing import ScriptedServer
@@ -155,3 +158,41 @@ def test_llm_progress_counts_requests_in_flight_and_cache_hits(tmp_path: Path):
     assert any(
         "1. promptedgenerator: " in line and "/40 rows" in line for line in done.stderr.splitlines()
     )
+
+
+RATIONALE = r"step \frac{a}{b} uses \theta and \times; file C:\new\table.txt; pattern ^\d+\s*$"
+
+
+def test_latex_windows_paths_and_regex_survive_into_reasons_and_the_report(tmp_path: Path):
+    """A judge writes LaTeX unescaped inside its JSON (``\\frac`` would read as a form feed),
+    paths and regexes escaped: every backslash must reach the dropped row, report.json and
+    report.md as written."""
+    reply = (
+        '{"rationale": "step \\frac{a}{b} uses \\theta and \\times; file C:\\\\new\\\\table.txt; '
+        'pattern ^\\\\d+\\\\s*$", "score": 1}'
+    )
+    (tmp_path / "in.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
+    (tmp_path / "p.yaml").write_text(
+        "name: latex\nsteps:\n  - {op: PromptedFilter, params: {threshold: 3}}\n"
+    )
+    with ScriptedServer(lambda request: reply) as server:
+        done = prepflow("run", "p.yaml", "--input", "in.jsonl", "--output", "o.jsonl",
+                        "--base-url", server.url, "--model", "test-model", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "runs" / "latex"
+    dropped = pq.read_table(next((run / "dropped").rglob("*.parquet")))
+    assert dropped["_reason"].to_pylist() == [f"threshold: score=1 < 3; {RATIONALE}"] * 2
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    assert any(RATIONALE in text for text in _strings(report))
+    assert RATIONALE in (run / "report.md").read_text(encoding="utf-8")
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
