@@ -276,9 +276,8 @@ def operators_in_process(source: Path) -> None:
     for step in load_yaml("text-pretrain-clean").steps:
         op = registry.get(step.op)(**step.params).bind(step.bindings)
         start = time.process_time()
-        if op.is_global:
-            op.observe(batch)
-            op.finalize()
+        if op.is_global:  # one shard: summarize it, nothing to merge
+            op.finalize(op.summarize(batch))
         result = op.run_batch(batch)
         spent = time.process_time() - start
         total += spent

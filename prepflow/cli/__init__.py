@@ -198,6 +198,13 @@ def run(
             help="Write the output for fine-tuning: alpaca, sharegpt, chat, llamafactory or hf.",
         ),
     ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            help="Profile each step (cProfile): time per 1,000 rows, and each step's slowest "
+            "functions in RUN_DIR/profile.md. Slower; add --fresh to profile every step."
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline; re-running the same command resumes where it stopped."""
     from prepflow.core.errors import BudgetExceeded, PrepflowError
@@ -226,6 +233,7 @@ def run(
             max_requests=max_requests,
             max_cost=max_cost,
             export_format=format_,
+            profile=profile,
         )
     except RunInterrupted as e:
         _fail(str(e), code=e.exit_code)
@@ -234,6 +242,8 @@ def run(
     except PrepflowError as e:
         _fail(f"error: {e}")
     _print_summary(report)
+    if profile:
+        _print_profile(report)
     if not report.ok:
         _fail("\n".join(report.problems), code=1)
 
@@ -559,6 +569,18 @@ def _print_summary(report: Any) -> None:
             f"dropped {s['dropped']:>9,}  failed {s['failed']:>7,}"
         )
     typer.echo(f"report: {report.run_dir}/report.md; output: {report.output}")
+
+
+def _print_profile(report: Any) -> None:
+    from prepflow.engine.report import step_times
+
+    typer.echo("where the time went (under cProfile):")
+    for t in sorted(step_times(report.steps), key=lambda t: -t["seconds"]):
+        typer.echo(
+            f"  {t['index']:>2}. {t['name']:<24} {t['seconds']:>8.3f} s  "
+            f"{t['ms_per_1k']:>9.1f} ms / 1,000 rows  {t['share']:>4.0%}"
+        )
+    typer.echo(f"profile: {report.run_dir}/profile.md")
 
 
 def main() -> None:

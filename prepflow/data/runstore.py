@@ -55,6 +55,8 @@ CACHE_FILE = "llm_cache.sqlite"
 SHARD_KINDS = ("steps", "dropped", "failures")
 #: Side records of a step's shard (``Result.extra``), kept for the dashboard, never data.
 SIDE_KINDS = (MEASURES, LLM_CALLS)
+#: ``--profile``: each (step, shard) unit's cProfile statistics (marshalled, as ``pstats`` reads)
+PROFILES = "profile"
 #: What prepflow writes at the top of a run directory; cleanup deletes these and nothing else.
 _OWN_FILES = (
     "pipeline.yaml",
@@ -63,6 +65,7 @@ _OWN_FILES = (
     "manifest.json",
     "report.json",
     "report.md",
+    "profile.md",
     CACHE_FILE,
     f"{CACHE_FILE}-wal",
     f"{CACHE_FILE}-shm",
@@ -73,6 +76,7 @@ _OWN_DIRS = {
     "quarantine": re.compile(r"shard-\d{5,}\.jsonl"),
     "logs": re.compile(r"[\w.-]+\.log"),
     "scratch": re.compile(r".+"),  # operators' scratch space: all of it is prepflow's
+    PROFILES: re.compile(r"\d{2,}-[^/]+/shard-\d{5,}(-\w+)?\.pstats"),
 }
 
 
@@ -92,6 +96,11 @@ class ShardRecord:
 def shard_file(run_dir: Path, kind: str, step_dir: str, shard: int) -> Path:
     """Where a shard lives; ``kind`` is one of steps, dropped, failures, or a side kind."""
     return run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
+
+
+def profile_file(run_dir: Path, step_dir: str, shard: int, part: str) -> Path:
+    """Where a unit's profile lives; ``part`` names the pass (a global step has two)."""
+    return run_dir / PROFILES / step_dir / f"shard-{shard:05d}-{part}.pstats"
 
 
 def read_shard(path: Path) -> pa.Table:
@@ -122,6 +131,9 @@ class ShardWriter:
                 path.unlink(missing_ok=True)  # a recomputed shard leaves no stale side rows
             else:
                 write_table_atomic(table, path, fast=True)
+
+    def write_profile(self, step_dir: str, shard: int, part: str, data: bytes) -> None:
+        write_text_atomic(profile_file(self.run_dir, step_dir, shard, part), data)
 
 
 class RunStore:
@@ -207,6 +219,15 @@ class RunStore:
         for f in (self.dir / "quarantine").glob("shard-*.jsonl"):
             if int(f.stem.split("-")[1]) >= n_shards:
                 f.unlink()
+
+    def profile_files(self, step_dir: str) -> list[Path]:
+        """The profiles a ``--profile`` session wrote for a step, in shard order."""
+        return sorted((self.dir / PROFILES / step_dir).glob("shard-*.pstats"))
+
+    def clear_profiles(self) -> None:
+        """A profiled session starts without the profiles of an earlier one (only prepflow's
+        files go; see :meth:`_clean`)."""
+        self._clean_dir(PROFILES)
 
     def side_files(self, kind: str, step_dir: str) -> list[Path]:
         """The ``dropped`` or ``failures`` shard files of a step, in shard order."""
@@ -306,26 +327,31 @@ class RunStore:
         """``--fresh``: delete what prepflow wrote here, and nothing else."""
         for name in _OWN_FILES:
             (self.dir / name).unlink(missing_ok=True)
-        for name, pattern in _OWN_DIRS.items():
-            root = self.dir / name
-            if not root.is_dir():
-                continue
-            for path in sorted(root.rglob("*"), reverse=True):  # children before parents
-                relative = path.relative_to(root).as_posix()
-                if path.is_dir():
-                    with contextlib.suppress(OSError):
-                        path.rmdir()  # only when empty: a foreign file keeps its folder
-                elif pattern.fullmatch(relative) or is_temp_name(path.name):
-                    path.unlink()
-            with contextlib.suppress(OSError):
-                root.rmdir()
+        for name in _OWN_DIRS:
+            self._clean_dir(name)
+
+    def _clean_dir(self, name: str) -> None:
+        """Delete the files of one of prepflow's directories that prepflow names so, then the
+        folders left empty; a foreign file keeps its folder."""
+        root, pattern = self.dir / name, _OWN_DIRS[name]
+        if not root.is_dir():
+            return
+        for path in sorted(root.rglob("*"), reverse=True):  # children before parents
+            relative = path.relative_to(root).as_posix()
+            if path.is_dir():
+                with contextlib.suppress(OSError):
+                    path.rmdir()  # only when empty
+            elif pattern.fullmatch(relative) or is_temp_name(path.name):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            root.rmdir()
 
     def _remove_temp_files(self) -> None:
         """Temporary files of writes a kill interrupted: never data, removed on open."""
         for path in self.dir.glob(f".*{TEMP_SUFFIX}"):
             if is_temp_name(path.name):
                 path.unlink(missing_ok=True)
-        for kind in (*SHARD_KINDS, *SIDE_KINDS, "quarantine"):
+        for kind in (*SHARD_KINDS, *SIDE_KINDS, "quarantine", PROFILES):
             for path in (self.dir / kind).rglob(f".*{TEMP_SUFFIX}"):
                 if is_temp_name(path.name):
                     path.unlink(missing_ok=True)

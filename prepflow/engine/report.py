@@ -6,6 +6,7 @@ dataset it produced, not the sum of its sessions.
 
 from __future__ import annotations
 
+import pstats
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,3 +272,107 @@ def manifest(store: RunStore, plan: Plan, n_shards: int) -> dict[str, Any]:
 
 
 __all__ = ["RunReport", "build_report", "manifest", "step_summaries"]
+
+
+#: Functions listed per step in profile.md
+TOP_FUNCTIONS = 12
+
+
+def step_times(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each step's seconds, milliseconds per 1,000 input rows and share of all steps' time."""
+    total = sum(s["seconds"] for s in steps) or 1.0
+    return [
+        {
+            "index": s["index"],
+            "name": s["name"],
+            "op": s["op"],
+            "rows_in": s["rows_in"],
+            "seconds": s["seconds"],
+            "ms_per_1k": 1e6 * s["seconds"] / s["rows_in"] if s["rows_in"] else 0.0,
+            "share": s["seconds"] / total,
+        }
+        for s in steps
+    ]
+
+
+def profile_markdown(report: RunReport, store: RunStore, top: int = TOP_FUNCTIONS) -> str:
+    """``profile.md`` of a ``--profile`` session (:mod:`prepflow.engine.profiling`): each
+    step's time per 1,000 rows and share of the steps' time, then per step the functions that
+    took the most time of their own, merged over its shards."""
+    times = step_times(report.steps)
+    lines = [
+        f"# Profile: {report.pipeline}",
+        "",
+        f"- run: {report.seconds:.2f} s wall; steps: {sum(t['seconds'] for t in times):.2f} s "
+        f"(summed over shards and workers); shards: {report.shards}",
+        f"- (step, shard) units profiled: {report.computed_shards}; resumed, so not profiled: "
+        f"{report.resumed_shards} (profile every unit with `--fresh`)",
+        "- times are taken under cProfile, which slows Python code more than Arrow and numpy "
+        "kernels: compare steps with each other, and time the run without `--profile`",
+        "- LLM steps are timed, not profiled (their time is waiting for answers; see the "
+        "report's LLM line)",
+        "",
+        "| # | step | op | rows in | seconds | ms / 1,000 rows | share |",
+        "|---:|---|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {t['index']} | {t['name']} | {t['op']} | {t['rows_in']:,} | {t['seconds']:.3f} | "
+        f"{t['ms_per_1k']:.1f} | {t['share']:.0%} |"
+        for t in times
+    ]
+    for t in sorted(times, key=lambda t: -t["seconds"]):
+        step = next(s for s in report.steps if s["index"] == t["index"])
+        files = store.profile_files(step["dir"])
+        if not files:
+            continue
+        lines += [
+            "",
+            f"## {t['name']} ({t['op']}): {t['seconds']:.3f} s",
+            "",
+            f"Over {len(files)} profiled pass(es) (`{store.dir / 'profile' / step['dir']}`; "
+            "`python -m pstats FILE` or snakeviz open one):",
+            "",
+            "```",
+            _top_functions([str(f) for f in files], top),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _top_functions(paths: list[str], top: int) -> str:
+    """The functions with the most time of their own (any code: Arrow's kernels show as
+    ``compute.py(wrapper)``), then those with the most time in total in prepflow's code and
+    the user's: the operators' own functions, where a fix would go."""
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(*paths).stats  # type: ignore[attr-defined]
+    own = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    code = sorted((kv for kv in stats.items() if _is_source(kv[0][0])), key=lambda kv: -kv[1][3])[
+        :top
+    ]
+    header = f"{'own s':>8} {'total s':>8} {'calls':>9}  function"
+    return "\n".join(
+        [
+            "most time of their own:",
+            header,
+            *(_function_line(k, v) for k, v in own),
+            "",
+            "most time in total, in prepflow's code and yours:",
+            header,
+            *(_function_line(k, v) for k, v in code),
+        ]
+    )
+
+
+def _is_source(filename: str) -> bool:
+    """prepflow's code and the user's: not built-in, the standard library or another package."""
+    if filename.startswith(("<", "~")):
+        return False
+    return "/prepflow/" in filename or not (
+        "site-packages" in filename or "/lib/python" in filename
+    )
+
+
+def _function_line(key: tuple[str, int, str], value: tuple[Any, ...]) -> str:
+    filename, line, name = key
+    _, calls, own, total, _ = value
+    where = name if filename == "~" else f"{'/'.join(filename.split('/')[-2:])}:{line}({name})"
+    return f"{own:>8.3f} {total:>8.3f} {calls:>9,}  {where}"

@@ -47,7 +47,7 @@ from prepflow.engine.context import EngineContext, RunResources
 from prepflow.engine.estimate import Estimate, estimate
 from prepflow.engine.executors.base import ExecOptions, Execution, check_quarantine_policy
 from prepflow.engine.progress import RunProgress
-from prepflow.engine.report import RunReport, build_report, manifest
+from prepflow.engine.report import RunReport, build_report, manifest, profile_markdown
 from prepflow.engine.spec import PipelineSpec, load_yaml
 from prepflow.serving import LazyServing
 from prepflow.serving.cache import ResponseCache
@@ -139,6 +139,7 @@ def run_pipeline(
     max_cost: float | None = None,
     limit: int | None = None,
     export_format: str | None = None,
+    profile: bool = False,
 ) -> RunReport:
     """Run ``spec`` on ``input`` into ``output``; an existing ``run_dir`` is resumed.
 
@@ -152,6 +153,8 @@ def run_pipeline(
     without it such an executor starts a local cluster sized to this machine.
     ``export_format`` (alpaca, sharegpt, chat, llamafactory, hf) writes ``output`` in a
     fine-tuning format instead of the format its name says (:mod:`prepflow.data.export`).
+    ``profile`` runs every unit this session computes under cProfile and writes ``profile.md``
+    in the run directory (:mod:`prepflow.engine.profiling`).
     """
     t0 = time.perf_counter()
     check_quarantine_policy(on_bad_input)
@@ -165,6 +168,8 @@ def run_pipeline(
     command = "retry" if retry_failed else "run"
     with RunStore(run.run_dir, command=command, fresh=fresh) as store:
         invocation = _begin(store, run, command, workers, on_bad_input, max_failure_rate)
+        if profile:
+            store.clear_profiles()
         if retry_failed:
             for (step, shard), rec in store.records().items():
                 if rec.stats.failed:
@@ -172,7 +177,9 @@ def run_pipeline(
         execution, usage = _execute_session(
             store,
             run,
-            ExecOptions(run.shard_rows, workers, on_bad_input, address=run.address),
+            ExecOptions(
+                run.shard_rows, workers, on_bad_input, address=run.address, profile=profile
+            ),
             progress,
             t0,
         )
@@ -199,6 +206,8 @@ def run_pipeline(
         )
         store.write_json("report.json", report.to_dict())
         store.write_text("report.md", report.to_markdown())
+        if profile:
+            store.write_text("profile.md", profile_markdown(report, store))
         store.write_json("manifest.json", manifest(store, run.plan, execution.n_shards))
         store.append(
             journal.RunFinished(store.session, status=report.status, seconds=report.seconds)

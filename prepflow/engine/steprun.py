@@ -28,6 +28,7 @@ from prepflow.core.operator import (
 )
 from prepflow.core.reasons import reason_key
 from prepflow.data.runstore import ShardWriter, read_shard
+from prepflow.engine.profiling import profiled
 
 MAX_REASON_KEYS = 50
 
@@ -171,6 +172,7 @@ class ShardJob:
     shard: int
     source: Path  # Parquet shard the first step reads
     steps: list[str]  # step dir names, in order
+    profile: bool = False  # run each step under cProfile (``--profile``)
 
 
 def run_sync(job: ShardJob, ops: list[Operator]) -> list[StepStats]:
@@ -178,9 +180,11 @@ def run_sync(job: ShardJob, ops: list[Operator]) -> list[StepStats]:
     batch = read_shard(job.source)
     out = []
     for step_dir, op in zip(job.steps, ops, strict=True):
-        t0 = time.perf_counter()
-        result = apply(op, batch)
-        out.append(stats_of(op, batch.num_rows, result, time.perf_counter() - t0))
+        with profiled(job.writer if job.profile else None, step_dir, job.shard, "run"):
+            t0 = time.perf_counter()
+            result = apply(op, batch)
+            seconds = time.perf_counter() - t0
+        out.append(stats_of(op, batch.num_rows, result, seconds))
         job.writer.write(step_dir, job.shard, result)
         batch = result.kept
     return out

@@ -32,6 +32,7 @@ from prepflow.data.readers import BadRecord, Source
 from prepflow.data.runstore import INPUT_STEP, RunStore
 from prepflow.engine.compiler import CompiledStep, Plan, fingerprint
 from prepflow.engine.context import EngineContext
+from prepflow.engine.profiling import profiled
 from prepflow.engine.steprun import apply, stats_of
 
 
@@ -44,6 +45,7 @@ class ExecOptions:
     on_bad_input: str = "stop"  # or "quarantine"
     shards_in_flight: int = 0  # 0: the executor's default
     address: str | None = None  # a cluster to run on (executors that use one); None: start one
+    profile: bool = False  # run every computed unit under cProfile (prepflow.engine.profiling)
 
 
 @dataclass(frozen=True)
@@ -293,22 +295,28 @@ class Executor(abc.ABC):
         spent = [0.0] * self.n_shards  # the passes' time is the step's time too: charge each shard
         source = self.input_dir(step.index)
 
+        writer = self.store.writer() if self.opts.profile else None
+
         def summarize(k: int) -> Any:
-            t0 = time.perf_counter()
-            summary = op.summarize(self.store.read_shard(source, k))
-            spent[k] += time.perf_counter() - t0
+            batch = self.store.read_shard(source, k)
+            with profiled(writer, step.dirname, k, "summarize"):
+                t0 = time.perf_counter()
+                summary = op.summarize(batch)
+                spent[k] += time.perf_counter() - t0
             return summary
 
         t0 = time.perf_counter()
         state = functools.reduce(op.merge, summaries(summarize, range(self.n_shards)))
-        op.finalize(state)
+        with profiled(writer, step.dirname, 0, "finalize"):  # of every shard: filed under 0
+            op.finalize(state)
         del state
         share = (time.perf_counter() - t0 - sum(spent)) / max(1, self.n_shards)
         for k in range(self.n_shards):
             batch = self.store.read_shard(source, k)
-            t1 = time.perf_counter()
-            result = apply(op, batch)
-            seconds = time.perf_counter() - t1 + max(0.0, share) + spent[k]
+            with profiled(writer, step.dirname, k, "run"):
+                t1 = time.perf_counter()
+                result = apply(op, batch)
+                seconds = time.perf_counter() - t1 + max(0.0, share) + spent[k]
             stats = stats_of(op, batch.num_rows, result, seconds)
             self.store.write_result(step.dirname, k, result)
             on_commit(functools.partial(self.commit, step.index, step.fingerprint, k, stats))

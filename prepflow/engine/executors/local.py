@@ -112,6 +112,7 @@ class LocalExecutor(Executor):
             shard,
             self.store.shard_path("steps", self.input_dir(todo[0].index), shard),
             [s.dirname for s in todo],
+            profile=self.opts.profile,
         )
         loop = asyncio.get_running_loop()
         if mode == "async":

@@ -329,7 +329,11 @@ class RayExecutor(Executor):
 
     def _job_of(self, todo: list[CompiledStep], shard: int) -> ShardJob:
         return ShardJob(
-            self.writer, shard, self._source(todo[0].index, shard), [s.dirname for s in todo]
+            self.writer,
+            shard,
+            self._source(todo[0].index, shard),
+            [s.dirname for s in todo],
+            profile=self.opts.profile,
         )
 
     # -- per-shard stages --
