@@ -28,6 +28,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,13 +43,31 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 PY = "python3.11"
 
 
-def build_input(n_docs: int, n_dups: int, seed: int = 0) -> tuple[Path, Path, Path]:
-    """Write the input for each tool: prepflow (text), DataFlow (raw_content), datatrove shards."""
+#: ``--input short``: the corpora of short documents (fortunes in English and Chinese, Python
+#: docs paragraphs, Jargon File entries; median 46-434 characters), every document of them
+SHORT_CORPORA = (
+    "fortunes_en.jsonl",
+    "fortunes_zh.jsonl",
+    "python_docs_en_paragraphs.jsonl",
+    "jargon_en_entries.jsonl",
+)
+
+
+def build_input(
+    n_docs: int, n_dups: int, seed: int = 0, kind: str = "mixed"
+) -> tuple[Path, Path, Path]:
+    """Write the input for each tool: prepflow (text), DataFlow (raw_content), datatrove shards.
+
+    ``mixed``: ``n_docs`` drawn from all eight corpora; ``short``: every document of
+    :data:`SHORT_CORPORA` (``n_docs`` ignored). Both add ``n_dups`` planted near-duplicates."""
     rng = random.Random(seed)
     docs = []
-    for path in sorted(CORPORA.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
+    names = SHORT_CORPORA if kind == "short" else sorted(p.name for p in CORPORA.glob("*.jsonl"))
+    for name in names:
+        with (CORPORA / name).open(encoding="utf-8") as f:
             docs += [json.loads(line) for line in f]
+    if kind == "short":
+        n_docs = len(docs)
     rng.shuffle(docs)
     base = docs[:n_docs]
     dups = []
@@ -110,16 +129,19 @@ def tree_rss(pid: int) -> int:
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """(wall seconds, peak RSS of the process tree in MB, exit code)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
-        time.sleep(0.02)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        print(err[-3000:], file=sys.stderr)
+    # stderr goes to a file: a pipe nobody reads while the tool runs fills up (64 KiB of
+    # progress bars) and blocks the tool
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            err.seek(0)
+            print(err.read().decode(errors="replace")[-3000:], file=sys.stderr)
     return wall, peak / 2**20, proc.returncode
 
 
@@ -224,12 +246,16 @@ def run_dataflow(source: Path) -> dict:
     return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines(steps[-1:])}
 
 
-def run_datatrove(shards: Path) -> dict:
-    python = ensure_venv(
+def datatrove_python() -> Path:
+    return ensure_venv(
         "datatrove",
         ["datatrove==0.10.1", "nltk", "fasttext-predict", "tokenizers", "xxhash<4", "orjson"],
     )
-    lid = subprocess.run(
+
+
+def lid_model() -> str:
+    """The fastText lid.176 file prepflow's LanguageId uses, for datatrove's side too."""
+    return subprocess.run(
         [
             str(REPO / ".venv" / "bin" / "python"),
             "-c",
@@ -240,6 +266,10 @@ def run_datatrove(shards: Path) -> dict:
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def run_datatrove(shards: Path) -> dict:
+    python, lid = datatrove_python(), lid_model()
     work = WORK / "datatrove"
     shutil.rmtree(work, ignore_errors=True)
     wall, rss, rc = measure(
@@ -286,6 +316,66 @@ def operators_in_process(source: Path) -> None:
     print(f"  operators alone: {total:.2f} CPU s, {len(texts) / total:.0f} docs/s on one core")
 
 
+#: --steps: prepflow's steps timed against each datatrove block (c4_quality: prepflow's line
+#: remover and page filter, as datatrove's C4QualityFilter does both)
+SIDE_BY_SIDE = {
+    "gopher_quality": ["gopher_quality"],
+    "language_id": ["language_id", "language"],
+    "gopher_repetition": ["gopher_repetition"],
+    "c4_quality": ["c4_lines", "c4_quality"],
+    "fineweb_quality": ["fineweb_quality"],
+    "minhash_signatures": ["minhash_dedup"],
+}
+
+
+def steps_side_by_side(source: Path) -> None:
+    """Milliseconds per 1,000 documents of each step alone over every document of the input
+    (one core, CPU time), prepflow's operator beside datatrove's block, and the floor of any
+    step: parsing and writing the documents with orjson."""
+    import orjson
+    import pyarrow as pa
+
+    from prepflow.core.registry import registry
+    from prepflow.engine.spec import load_yaml
+
+    raw = source.read_bytes().splitlines()
+    start = time.process_time()
+    parsed = [orjson.loads(line) for line in raw]
+    b"\n".join(orjson.dumps(d) for d in parsed)
+    floor = 1e6 * (time.process_time() - start) / len(raw)
+    texts = [d["text"] for d in parsed]
+    batch = pa.table({"_id": pa.array(range(len(texts)), pa.int64()), "text": texts})
+    steps = {s.name: s for s in load_yaml("text-pretrain-clean").steps}
+    ours = {}
+    for name, parts in SIDE_BY_SIDE.items():
+        spent, data = 0.0, batch  # a group's parts in a chain (language reads language_id's)
+        for part in parts:
+            step = steps[part]
+            op = registry.get(step.op)(**step.params).bind(step.bindings)
+            start = time.process_time()
+            if op.is_global:
+                op.summarize(data)  # the signatures; merge and decisions are not datatrove's step
+            else:
+                data = op.run_batch(data).kept
+            spent += time.process_time() - start
+        ours[name] = 1e6 * spent / len(texts)
+    script = BENCH / "text_pretrain_clean_datatrove.py"
+    command = [str(datatrove_python()), str(script), "--steps", str(source), lid_model()]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=_env())
+    theirs = json.loads(done.stdout)
+    print(f"steps alone over all {len(texts)} docs, ms per 1,000 docs (CPU, one core):")
+    print(f"  {'step':<20} {'prepflow':>9} {'datatrove':>10} {'ratio':>6}")
+    for name in SIDE_BY_SIDE:
+        print(
+            f"  {name:<20} {ours[name]:>9.1f} {theirs[name]:>10.1f} "
+            f"{theirs[name] / ours[name]:>5.1f}x"
+        )
+    total_ours, total_theirs = sum(ours.values()), sum(theirs.values())
+    print(f"  {'all of them':<20} {total_ours:>9.1f} {total_theirs:>10.1f} "
+          f"{total_theirs / total_ours:>5.1f}x")  # fmt: skip
+    print(f"  {'floor: orjson parse + write':<29} {floor:.1f}")
+
+
 def _env() -> dict[str, str]:
     import os
 
@@ -294,8 +384,15 @@ def _env() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--input",
+        choices=["mixed", "short"],
+        default="mixed",
+        help="mixed: --docs drawn from all corpora; short: every document of the short corpora "
+        "(40,351), mostly under 500 characters, in .bench/text_pretrain_clean/short/",
+    )
     parser.add_argument("--docs", type=int, default=5200)
-    parser.add_argument("--dups", type=int, default=753)
+    parser.add_argument("--dups", type=int, default=None, help="default: 753 mixed, 2,000 short")
     parser.add_argument(
         "--only",
         choices=["prepflow", "prepflow-dev", "one-step", "dataflow", "datatrove"],
@@ -313,12 +410,21 @@ def main() -> None:
         action="store_true",
         help="Also time prepflow's operators in this process, step by step.",
     )
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="Also time each filter alone over every document, prepflow's beside datatrove's.",
+    )
     args = parser.parse_args()
-    plain, dataflow_input, shards = build_input(args.docs, args.dups)
+    global WORK
+    if args.input == "short":
+        WORK = WORK / "short"
+    dups = args.dups if args.dups is not None else (2000 if args.input == "short" else 753)
+    plain, dataflow_input, shards = build_input(args.docs, dups, kind=args.input)
     os.sync()  # the input's write-back must not land on the first tool's run
-    n = args.docs + args.dups
+    n = count_lines([plain])
     print(
-        f"input: {n} docs ({args.dups} planted near-duplicates), "
+        f"input ({args.input}): {n} docs ({dups} planted near-duplicates), "
         f"{plain.stat().st_size / 2**20:.1f} MiB, machine: {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
     )
@@ -346,6 +452,8 @@ def main() -> None:
         )
     if args.in_process:
         operators_in_process(plain)
+    if args.steps:
+        steps_side_by_side(plain)
     if "prepflow" in results:
         for other in ("dataflow", "datatrove"):
             if other in results:
