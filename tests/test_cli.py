@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,20 @@ def test_a_run_of_arrow_steps_never_imports_pandas(tmp_path: Path) -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert "pyarrow" in imported and "pandas" not in imported
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 50
+
+
+def test_the_cli_runs_arrow_on_the_system_allocator_unless_told_otherwise() -> None:
+    """jemalloc (Arrow's default) keeps freed pages: the CLI picks the system allocator for its
+    process and the workers it spawns, and a user's own choice stands."""
+    code = (
+        "import prepflow.cli as cli; "
+        "cli.app = lambda: print(__import__('pyarrow').default_memory_pool().backend_name); "
+        "cli.main()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    for chosen, expected in ((None, "system"), ("jemalloc", "jemalloc")):
+        extra = {"ARROW_DEFAULT_MEMORY_POOL": chosen} if chosen else {}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == expected, out.stderr

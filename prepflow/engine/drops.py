@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prepflow.core.operator import ERROR, ERROR_TYPE, ID, REASON
 from prepflow.core.reasons import parse_reason
@@ -66,12 +67,12 @@ def histogram(values: np.ndarray, bins: int = BINS) -> list[list[float]]:
 
 def drop_groups(store: RunStore, step: CompiledStep) -> list[dict[str, Any]]:
     """The dropped rows of ``step``, grouped by rule, largest group first."""
-    return _groups(store, step, "dropped", (REASON,), lambda row: parse_reason(row[0]))
+    return _groups(store, step, "dropped", (REASON,), parse_reason)
 
 
 def failure_groups(store: RunStore, step: CompiledStep) -> list[dict[str, Any]]:
     """The failed rows of ``step``, grouped by error type, largest group first."""
-    return _groups(store, step, "failures", (ERROR_TYPE, ERROR), lambda row: _ErrorKey(row[0]))
+    return _groups(store, step, "failures", (ERROR_TYPE, ERROR), _ErrorKey)
 
 
 @dataclass(frozen=True)
@@ -83,25 +84,44 @@ class _ErrorKey:
 def _groups(
     store: RunStore, step: CompiledStep, kind: str, columns: tuple[str, ...], parse: Any
 ) -> list[dict[str, Any]]:
+    """Rows grouped by ``parse`` of their first column; each distinct value is parsed once
+    (a filter's reasons repeat: the same word count, the same error type)."""
     groups: dict[str, Group] = {}
     texts = _text_columns(step)
     for path in store.side_files(kind, step.dirname):
         table = store.read_columns(path, columns)
-        wanted: list[tuple[int, Group, tuple[Any, ...]]] = []
-        for i, row in enumerate(zip(*(table[c].to_pylist() for c in columns), strict=True)):
-            parsed = parse(row)
+        encoded = pc.fill_null(table[columns[0]], "").combine_chunks().dictionary_encode()
+        which = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        counts = np.bincount(which, minlength=len(encoded.dictionary))
+        group_of = []  # each distinct value's group, in order of first appearance
+        for value, count in zip(encoded.dictionary.to_pylist(), counts.tolist(), strict=True):
+            parsed = parse(value)
             group = groups.setdefault(parsed.key, Group(parsed.key))
-            group.count += 1
+            group.count += count
             if parsed.value is not None and np.isfinite(parsed.value):
-                group.values.append(parsed.value)
-            if len(group.examples) + sum(g is group for _, g, _ in wanted) < EXAMPLES:
-                wanted.append((i, group, row))
-        if wanted:
-            rows = _example_rows(store, path, texts, [i for i, _, _ in wanted])
-            for (_, group, row), example in zip(wanted, rows, strict=True):
-                example["reason" if kind == "dropped" else "error"] = row[-1]
-                group.examples.append(example)
+                group.values += [parsed.value] * count
+            group_of.append(group)
+        ids = {id(g): n for n, g in enumerate(groups.values())}
+        rows = _first_rows(
+            np.array([ids[id(g)] for g in group_of], dtype=np.int64)[which],
+            [EXAMPLES - len(g.examples) for g in groups.values()],
+        )
+        if len(rows):
+            shown = table[columns[-1]].take(pa.array(rows)).to_pylist()
+            examples = _example_rows(store, path, texts, rows.tolist())
+            for row, note, example in zip(rows.tolist(), shown, examples, strict=True):
+                example["reason" if kind == "dropped" else "error"] = note
+                group_of[which[row]].examples.append(example)
     return [g.to_dict() for g in sorted(groups.values(), key=lambda g: -g.count)]
+
+
+def _first_rows(group: np.ndarray, wanted: list[int]) -> np.ndarray:
+    """The first ``wanted[g]`` rows of each group ``g`` (``group``: each row's), in row order."""
+    order = np.argsort(group, kind="stable")
+    ranked = group[order]
+    starts = np.searchsorted(ranked, ranked)  # each row's group's first place in ``order``
+    rank = np.arange(len(order)) - starts
+    return np.sort(order[rank < np.asarray(wanted, dtype=np.int64)[ranked]])
 
 
 def _text_columns(step: CompiledStep) -> list[str]:

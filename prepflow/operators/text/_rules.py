@@ -22,8 +22,12 @@ import pyarrow as pa
 from prepflow.core.columns import Column
 from prepflow.core.operator import MEASURED_RULES, FilterOperator
 from prepflow.operators.text._stats import DocStats
+from prepflow.operators.text._words import doc_ranges, plain, string_offsets
 
 Measure = Callable[[DocStats], np.ndarray]
+#: Text measured at once by a rule filter: bounds the per-word and per-line arrays whatever the
+#: shard's size (about 60 bytes of arrays per word).
+MEASURE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,15 @@ class RuleFilter(FilterOperator):
         ]
 
     def keep(self, batch: pa.Table) -> tuple[pa.Array, pa.Array, pa.Table] | pa.Array:
-        stats = DocStats(batch.column(self.col("text")))
+        texts = plain(batch.column(self.col("text")))
         active = [r for r in self.rules() if r.threshold is not None]
         if not active:
-            return pa.array(np.ones(stats.n, dtype=bool))
-        failed = np.full(stats.n, -1)
-        values = np.zeros(stats.n)
+            return pa.array(np.ones(len(texts), dtype=bool))
+        failed = np.full(len(texts), -1)
+        values = np.zeros(len(texts))
         columns: dict[str, np.ndarray] = {}  # every rule's values, each distinct column once
         described = []
-        for k, rule in enumerate(active):
-            measured = np.asarray(rule.compute(stats), dtype=np.float64)
+        for k, (rule, measured) in enumerate(zip(active, _measure(active, texts), strict=True)):
             column = _column_for(columns, rule, measured)
             columns.setdefault(column, measured)
             described.append(
@@ -107,13 +110,38 @@ class RuleFilter(FilterOperator):
             new = rule.fails(measured) & (failed < 0)
             failed[new] = k
             values[new] = measured[new]
-        reasons = [
-            None if f < 0 else active[f].reason(values[i]) for i, f in enumerate(failed.tolist())
-        ]
         measures = pa.table(
             {name: pa.array(v, pa.float64()) for name, v in columns.items()}
         ).replace_schema_metadata({MEASURED_RULES: json.dumps(described).encode()})
-        return pa.array(failed < 0), pa.array(reasons, pa.string()), measures
+        return pa.array(failed < 0), _reasons(active, failed, values), measures
+
+
+def _reasons(rules: list[Rule], failed: np.ndarray, values: np.ndarray) -> pa.Array:
+    """Each document's reason (null where kept): every distinct value of a rule is formatted
+    once (most drops share a few word counts or ratios), then gathered."""
+    strings: list[str] = []
+    index = np.full(len(failed), -1, dtype=np.int64)
+    for k, rule in enumerate(rules):
+        rows = np.flatnonzero(failed == k)
+        if not len(rows):
+            continue
+        distinct, which = np.unique(values[rows], return_inverse=True)
+        index[rows] = len(strings) + which
+        strings += [rule.reason(v) for v in distinct.tolist()]
+    indices = pa.array(index, mask=index < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(strings, pa.string())).cast(pa.string())
+
+
+def _measure(rules: list[Rule], texts: pa.Array) -> list[np.ndarray]:
+    """Each rule's measure of every document, taken a slice of documents at a time: the
+    per-word and per-line arrays of one slice stay small (and in cache) whatever the shard's
+    size, and every measure is per document."""
+    parts: list[list[np.ndarray]] = [[] for _ in rules]
+    for lo, hi in doc_ranges(string_offsets(texts), MEASURE_BYTES):
+        stats = DocStats(texts.slice(lo, hi - lo))
+        for measured, rule in zip(parts, rules, strict=True):
+            measured.append(np.asarray(rule.compute(stats), dtype=np.float64))
+    return [np.concatenate(p) for p in parts]
 
 
 def _column_for(columns: dict[str, np.ndarray], rule: Rule, measured: np.ndarray) -> str:

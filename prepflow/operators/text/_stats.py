@@ -5,7 +5,7 @@ their measures from one :class:`DocStats`. Each measure is computed lazily, once
 Arrow compute kernels (RE2 regexes, splits, lengths) and numpy group-bys over flattened
 words/lines, so no rule walks the documents in Python.
 
-Words are CJK-aware (:func:`tokenize`): every Han/Hiragana/Katakana character is one word, and
+Words are CJK-aware (:mod:`prepflow.operators.text._words`): every Han/Hiragana/Katakana character is one word, and
 leading/trailing punctuation is split off Latin words (like the word tokenizers datatrove uses),
 so a Chinese document is never judged by whitespace words. A document is *CJK* when at least
 :data:`CJK_DOC_RATIO` of its non-space characters are CJK; measures that only make sense for
@@ -23,10 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
+from prepflow.operators.text._words import Words, words
+
 #: Share of non-space characters that are CJK from which a document is judged as CJK text.
 CJK_DOC_RATIO = 0.3
-PUNCT_OR_SYMBOL = r"[\p{P}\p{S}]"
 #: Sentence/line terminal marks: ASCII ones (C4, FineWeb) plus the full-width CJK ones.
 TERMINAL_PUNCT = r"[.!?。！？…‼‽⁇⁈⁉؟।॥．｡]"  # noqa: RUF001
 #: Gopher's bullet marks (datatrove checks "•" and "-"), plus common bullet glyphs.
@@ -34,18 +34,6 @@ BULLETS = r"[•‣⁃◦●▪\-*]"  # noqa: RUF001
 # A sentence ends at a run of terminal marks followed by optional closing quotes/brackets and
 # whitespace or the end; CJK full stops need no following space.
 SENTENCE_END = r"""[.!?]+["'”’)\]]*(?:\s|$)|[。！？]+"""  # noqa: RUF001
-
-
-def tokenize(texts: pa.Array) -> pa.ListArray:
-    """Split each text into words: CJK characters one by one, punctuation split off words.
-
-    Three regex passes that only insert spaces (``\\0`` rewrites, no capture groups, so RE2
-    stays on its fast path), then a whitespace split.
-    """
-    s = pc.replace_substring_regex(texts, f"[{CJK_CLASS}]", r" \0 ")
-    s = pc.replace_substring_regex(s, rf"{PUNCT_OR_SYMBOL}+(?:\s|$)", r" \0")
-    s = pc.replace_substring_regex(s, rf"(?:^|\s){PUNCT_OR_SYMBOL}+", r"\0 ")
-    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(s))
 
 
 @cache
@@ -70,10 +58,12 @@ def byte_count(texts: pa.Array, values: Iterable[int]) -> np.ndarray:
     if offsets[-1] == offsets[0]:
         return np.zeros(len(texts), dtype=np.int64)
     data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    table = np.zeros(256, dtype=bool)
-    table[list(values)] = True
+    table = np.zeros(256, dtype=np.uint8)
+    table[list(values)] = 1
     starts = offsets[:-1] - offsets[0]
-    counts = np.add.reduceat(table[data], np.minimum(starts, len(data) - 1), dtype=np.int64)
+    counts = np.add.reduceat(
+        np.take(table, data), np.minimum(starts, len(data) - 1), dtype=np.int64
+    )
     counts[offsets[1:] == offsets[:-1]] = 0  # reduceat gives an empty text one byte
     return counts
 
@@ -91,12 +81,16 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 class _Split:
-    """A list column flattened: values, owning document of each value, per-document counts."""
+    """Flattened parts of the documents (words, lines): values, owning document of each value,
+    per-document counts."""
 
-    def __init__(self, lists: pa.ListArray, n_docs: int):
-        self.values = pc.list_flatten(lists)
-        self.doc = parent_indices(lists)
-        self.n_docs = n_docs
+    def __init__(self, values: pa.Array, doc: np.ndarray, n_docs: int):
+        self.values, self.doc, self.n_docs = values, doc, n_docs
+
+    @classmethod
+    def of(cls, lists: pa.ListArray, n_docs: int) -> _Split:
+        """The values of a list column, each list a document's."""
+        return cls(pc.list_flatten(lists), parent_indices(lists), n_docs)
 
     def per_doc(self, weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(self.doc, weights=weights, minlength=self.n_docs)
@@ -183,16 +177,16 @@ class DocStats:
     # ---- words -----------------------------------------------------------------------------
 
     @cached_property
+    def _cut(self) -> Words:
+        return words(self.text)
+
+    @cached_property
     def _words(self) -> _Split:
-        words = _Split(tokenize(self.text), self.n)
-        nonempty = _np(pc.utf8_length(words.values)) > 0  # an empty text splits into [""]
-        if not nonempty.all():
-            words.values, words.doc = words.values.filter(pa.array(nonempty)), words.doc[nonempty]
-        return words
+        return _Split(self._cut.values, self._cut.doc, self.n)
 
     @cached_property
     def _word_len(self) -> np.ndarray:
-        return _np(pc.utf8_length(self._words.values)).astype(np.float64)
+        return self._cut.length.astype(np.float64)
 
     @cached_property
     def _lower_words(self) -> pa.Array:
@@ -205,7 +199,8 @@ class DocStats:
 
     @cached_property
     def _symbol_word(self) -> np.ndarray:
-        return _np(pc.match_substring_regex(self._words.values, f"^{PUNCT_OR_SYMBOL}+$"))
+        """Words of punctuation and symbols only."""
+        return self._cut.symbol
 
     @cached_property
     def n_words(self) -> np.ndarray:
@@ -230,19 +225,13 @@ class DocStats:
 
     @cached_property
     def alpha_word_ratio(self) -> np.ndarray:
-        """Fraction of tokens with a letter (an anchored "no letter" test is the faster regex)."""
-        no_letter = _np(pc.match_substring_regex(self._words.values, r"^\PL*$"))
-        return _ratio(self._words.count(~no_letter), self.n_words)
+        """Fraction of tokens with a letter."""
+        return _ratio(self._words.count(~self._cut.no_letter), self.n_words)
 
     @cached_property
     def all_caps_word_ratio(self) -> np.ndarray:
         """Fraction of words with an upper-case letter and no lower-case one (``str.isupper``)."""
-        return _ratio(
-            self._words.count(
-                pc.match_substring_regex(self._words.values, r"^[^\p{Ll}]*\p{Lu}[^\p{Ll}]*$")
-            ),
-            self.word_count,
-        )
+        return _ratio(self._words.count(self._cut.all_caps), self.word_count)
 
     @cached_property
     def unique_word_ratio(self) -> np.ndarray:
@@ -408,7 +397,7 @@ class DocStats:
 
 
 def _nonblank(lists: pa.ListArray, n_docs: int) -> _Split:
-    split = _Split(lists, n_docs)
+    split = _Split.of(lists, n_docs)
     keep = pc.invert(pc.match_substring_regex(split.values, r"^\s*$"))
     split.values = split.values.filter(keep)
     split.doc = split.doc[_np(keep)]

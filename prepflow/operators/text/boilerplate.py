@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from prepflow.core.operator import Params
-from prepflow.operators.text._stats import CJK_CLASS
+from prepflow.operators.text._words import CJK_CLASS
 from prepflow.operators.text.refiners import TextRefiner
 
 C4 = "C4 (Raffel et al. 2020, section 2.2; datatrove C4QualityFilter)"

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.operators.text._stats import tokenize
+from prepflow.operators.text._words import word_lists
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -35,7 +35,7 @@ def lm_lines(texts: pa.Array) -> tuple[list[str], np.ndarray]:
     lists = pc.split_pattern(pc.fill_null(texts, ""), "\n")
     doc = pc.list_parent_indices(lists).to_numpy()
     lines = pc.replace_substring_regex(pc.utf8_lower(pc.list_flatten(lists)), r"\d", "0")
-    words = pc.binary_join(tokenize(lines), " ")
+    words = pc.binary_join(word_lists(lines), " ")
     keep = pc.greater(pc.utf8_length(words), 0)
     return pc.filter(words, keep).to_pylist(), doc[keep.to_numpy(zero_copy_only=False)]
 

@@ -6,7 +6,8 @@ import math
 import pyarrow as pa
 import pytest
 
-from prepflow.operators.text._stats import DocStats, byte_count, compile_words, tokenize
+from prepflow.operators.text._stats import DocStats, byte_count, compile_words
+from prepflow.operators.text._words import words as cut_words
 
 TEXTS = [
     "the cat sat on the mat. the cat sat.",
@@ -24,8 +25,8 @@ def stats() -> DocStats:
     return DocStats(pa.array(TEXTS))
 
 
-def test_tokenize_splits_punctuation_and_cjk_characters():
-    words = tokenize(pa.array(["Hello, world! (see) don't 你好，世界。"])).to_pylist()[0]
+def test_words_split_punctuation_and_cjk_characters():
+    words = cut_words(pa.array(["Hello, world! (see) don't 你好，世界。"])).values.to_pylist()
     assert words == [
         "Hello",
         ",",
