@@ -7,6 +7,7 @@ where a library is the honest tool (HTML entities, ftfy), and then only on the r
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -45,18 +46,32 @@ def _flags(texts: pa.Array, pattern: str) -> np.ndarray:
     )
 
 
-def apply_where(texts: pa.Array, pattern: str, fn) -> pa.Array:
-    """Apply the Python function ``fn`` only to texts matching the RE2 ``pattern``."""
-    hit = pc.fill_null(pc.match_substring_regex(texts, pattern), False).to_numpy(
-        zero_copy_only=False
-    )
-    rows = np.flatnonzero(hit)
-    if len(rows) == 0:
+def rewrite_where(
+    texts: pa.Array, mask: np.ndarray, rewrite: Callable[[pa.Array], pa.Array]
+) -> pa.Array:
+    """``rewrite`` (of a column) applied only to the texts where ``mask`` is set: the rest are
+    left as they are, without a copy through Python or a kernel pass."""
+    if not mask.any():
         return texts
-    values = texts.to_pylist()
-    for i in rows:
-        values[i] = fn(values[i])
-    return pa.array(values, pa.string())
+    if mask.all():
+        return rewrite(texts)
+    where = pa.array(mask)
+    return pc.replace_with_mask(texts, where, rewrite(texts.filter(where)))
+
+
+def apply_where(texts: pa.Array, pattern: str, fn: Callable[[str], str]) -> pa.Array:
+    """Apply the Python function ``fn`` only to texts matching the RE2 ``pattern``."""
+    return rewrite_where(
+        texts,
+        _flags(texts, pattern),
+        lambda hits: pa.array([fn(t) for t in hits.to_pylist()], pa.string()),
+    )
+
+
+def normalize(texts: pa.Array, form: str) -> pa.Array:
+    """Unicode normal form ``form`` of every text; ASCII texts are in every form already."""
+    ascii_ = pc.fill_null(pc.string_is_ascii(texts), True).to_numpy(zero_copy_only=False)
+    return rewrite_where(texts, ~ascii_, lambda t: pc.utf8_normalize(t, form))
 
 
 _BLOCKS = r"(?is)<(?:script|style|noscript)\b[^>]*>.*?</(?:script|style|noscript)\s*>|<!--.*?-->"
@@ -144,14 +159,28 @@ class WhitespaceNormalizer(TextRefiner):
 
     def rewrite(self, texts: pa.Array) -> pa.Array:
         if self.params.unicode_form:
-            texts = pc.utf8_normalize(texts, self.params.unicode_form)
-        texts = pc.replace_substring_regex(texts, r"\r\n?", "\n")
-        texts = pc.replace_substring_regex(texts, _SPACES, " ")
-        texts = pc.replace_substring_regex(texts, r"[\x{200B}\x{FEFF}]", "")
-        texts = pc.replace_substring_regex(texts, r"  +", " ")
-        texts = pc.replace_substring_regex(texts, r" \n", "\n")
-        texts = pc.replace_substring_regex(texts, r"\n{3,}", "\n\n")
-        return pc.utf8_trim_whitespace(texts)
+            texts = normalize(texts, self.params.unicode_form)
+        return rewrite_where(texts, _flags(texts, _UNTIDY), _tidy)
+
+
+def _tidy(texts: pa.Array) -> pa.Array:
+    texts = pc.replace_substring_regex(texts, r"\r\n?", "\n")
+    texts = pc.replace_substring_regex(texts, r"[\x{200B}\x{FEFF}]", "")
+    # each run of spaces and Unicode spaces becomes one space (a lone space is left alone)
+    texts = pc.replace_substring_regex(texts, _SPACE_RUN, " ")
+    texts = pc.replace_substring_regex(texts, r" \n", "\n")
+    texts = pc.replace_substring_regex(texts, r"\n{3,}", "\n\n")
+    return pc.utf8_trim_whitespace(texts)
+
+
+_SPACE_RUN = rf"(?: |{_SPACES}){{2,}}|{_SPACES}"
+#: Whitespace that Arrow's ``utf8_trim_whitespace`` trims (Unicode's, as Python's isspace).
+_ANY_SPACE = (
+    r"[\t-\r\x{1C}-\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}"
+    r"\x{205F}\x{3000}]"
+)
+#: What :func:`_tidy` changes: a text matching none of these is returned as it is.
+_UNTIDY = rf"\r|{_SPACES}|[\x{{200B}}\x{{FEFF}}]|  | \n|\n\n\n|^{_ANY_SPACE}|{_ANY_SPACE}$"
 
 
 # What ftfy's steps other than encoding repair act on: HTML entities, terminal escapes, C1
@@ -207,4 +236,4 @@ class UnicodeFixer(TextRefiner):
             "|" + _WIDE_OR_CURLY if p.uncurl_quotes or p.fix_character_width else ""
         )
         texts = apply_where(texts, f"{chars}|{badness_re2()}", lambda t: ftfy.fix_text(t, config))
-        return pc.utf8_normalize(texts, p.normalization) if p.normalization else texts
+        return normalize(texts, p.normalization) if p.normalization else texts

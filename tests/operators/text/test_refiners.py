@@ -143,3 +143,28 @@ def test_python_space_class_is_str_isspace():
     pattern = f"^[{PYTHON_SPACE}]+$"
     assert pc.match_substring_regex(pa.array([spaces]), pattern).to_pylist() == [True]
     assert not any(pc.match_substring_regex(pa.array(list(others)), pattern).to_pylist())
+
+
+def test_whitespace_normalizer_rewrites_exactly_what_all_its_passes_would(run, shared_data):
+    """Only texts with something to tidy (and only non-ASCII ones to normalise) go through the
+    kernels: the result must be that of every pass over every text."""
+    import random
+
+    docs = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line)["text"] for line in islice(f, 400)]
+    rng = random.Random(5)
+    pieces = [*" \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000\u200b\ufeff", "ab", "中", "e\u0301", "."]
+    docs += ["".join(rng.choice(pieces) for _ in range(rng.randrange(12))) for _ in range(5_000)]
+    every = pc.utf8_normalize(pa.array(docs, pa.string()), "NFC")
+    for pattern, replacement in (
+        (r"\r\n?", "\n"),
+        (r"[\t\x{000B}\x{000C}\x{00A0}\x{1680}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}]", " "),
+        (r"[\x{200B}\x{FEFF}]", ""),
+        (r"  +", " "),
+        (r" \n", "\n"),
+        (r"\n{3,}", "\n\n"),
+    ):
+        every = pc.replace_substring_regex(every, pattern, replacement)
+    assert texts(run(WhitespaceNormalizer(), docs)) == pc.utf8_trim_whitespace(every).to_pylist()
