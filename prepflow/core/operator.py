@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from prepflow.core.columns import Column, Schema
 from prepflow.core.errors import ConfigError, OperatorContractError
 from prepflow.core.registry import registry
-from prepflow.core.tables import set_column
+from prepflow.core.tables import fill_null, set_column
 
 #: Internal lineage column added at ingest: the 0-based index of the source input row. Rows an
 #: operator fans out keep their parent's id, so every output row traces back to an input row.
@@ -385,7 +385,7 @@ class FilterOperator(Operator):
             raise OperatorContractError(
                 f"{self.name}.keep returned {len(mask)} flags for {batch.num_rows} rows"
             )
-        mask = pc.fill_null(mask, False)
+        mask = fill_null(mask, False)
         drop = pc.invert(mask)
         if not pc.any(drop).as_py():
             return Result(kept=batch, extra=extra)

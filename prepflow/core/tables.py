@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prepflow.core.errors import ConfigError
 
@@ -20,14 +21,81 @@ def set_column(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -
 
 def take_rows(table: pa.Table, rows: Sequence[int]) -> pa.Table:
     """The given rows of ``table``, in the given order (repeats allowed)."""
-    return table.take(pa.array(rows, pa.int64()))
+    return table.take(from_numpy(np.asarray(rows, dtype=np.int64)))
+
+
+# ``pa.array`` and ``pa.scalar`` import pandas whenever it is installed (0.25 s and 30 MB the
+# first time, on the critical path of runs that never need it), and so does ``Array.to_numpy``:
+# the conversions between numpy, Python and Arrow that the engine and operators make all day
+# are written against the buffers here.
+_NUMPY_TYPES = {
+    pa.from_numpy_dtype(t): np.dtype(t)
+    for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+              np.float32, np.float64)
+}  # fmt: skip
+
+
+def from_numpy(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """A 1-D bool or numeric numpy array as an Arrow array, null where ``valid`` is false."""
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        kind, data = pa.bool_(), np.packbits(values, bitorder="little")
+    else:
+        kind, data = pa.from_numpy_dtype(values.dtype), values
+    bitmap, nulls = None, 0
+    if valid is not None:
+        bitmap = pa.py_buffer(np.packbits(np.asarray(valid, dtype=bool), bitorder="little"))
+        nulls = len(values) - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(data)], nulls)
+
+
+def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A bool or numeric array as numpy (read-only, zero-copy where the layout allows)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    kind = values.type
+    if values.null_count or not (pa.types.is_boolean(kind) or kind in _NUMPY_TYPES):
+        return values.to_numpy(zero_copy_only=False)  # nulls or other types: pyarrow's (pandas)
+    data = values.buffers()[1]
+    if pa.types.is_boolean(kind):
+        bits = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        flags = np.unpackbits(bits, count=values.offset + len(values), bitorder="little")
+        return flags[values.offset :].view(np.bool_)
+    dtype = _NUMPY_TYPES[kind]
+    if not len(values):
+        return np.zeros(0, dtype)
+    return np.frombuffer(data, dtype, len(values), values.offset * dtype.itemsize)
 
 
 def int64_range(start: int, stop: int) -> pa.Array:
-    """``start .. stop-1`` as an int64 array, built from a buffer: ``pa.array`` imports pandas
-    when it is installed (0.3 s the first time, on every run's critical path)."""
-    values = np.arange(start, stop, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+    """``start .. stop-1`` as an int64 array."""
+    return from_numpy(np.arange(start, stop, dtype=np.int64))
+
+
+def strings(values: Sequence[str | None]) -> pa.Array:
+    """Python strings (``None`` for null) as an Arrow string array (large_string past 2 GiB)."""
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    valid = np.fromiter((v is not None for v in values), bool, len(encoded))
+    big = offsets[-1] > np.iinfo(np.int32).max
+    kind = pa.large_string() if big else pa.string()
+    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    buffers = [bitmap, pa.py_buffer(offsets if big else offsets.astype(np.int32))]
+    return pa.Array.from_buffers(kind, len(encoded), [*buffers, pa.py_buffer(b"".join(encoded))])
+
+
+def scalar(value: str | bool | float | None, kind: pa.DataType) -> pa.Scalar:
+    """``value`` as an Arrow scalar of type ``kind``."""
+    if value is None:
+        return pa.nulls(1, kind)[0]
+    one = strings([value]) if isinstance(value, str) else from_numpy(np.asarray([value]))
+    return (one if one.type == kind else one.cast(kind))[0]
+
+
+def fill_null(values: pa.Array | pa.ChunkedArray, value: str | bool | float) -> pa.Array:
+    """``values`` with each null replaced by ``value``."""
+    return pc.fill_null(values, scalar(value, values.type))
 
 
 def text_column(batch: pa.Table, name: str, op: str) -> pa.Array:

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from prepflow.core.operator import ERROR, ERROR_TYPE, ID, REASON
 from prepflow.core.reasons import parse_reason
+from prepflow.core.tables import fill_null, from_numpy, to_numpy
 from prepflow.data.runstore import RunStore
 from prepflow.engine.compiler import CompiledStep
 
@@ -90,8 +89,8 @@ def _groups(
     texts = _text_columns(step)
     for path in store.side_files(kind, step.dirname):
         table = store.read_columns(path, columns)
-        encoded = pc.fill_null(table[columns[0]], "").combine_chunks().dictionary_encode()
-        which = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        encoded = fill_null(table[columns[0]], "").combine_chunks().dictionary_encode()
+        which = to_numpy(encoded.indices).astype(np.int64)
         counts = np.bincount(which, minlength=len(encoded.dictionary))
         group_of = []  # each distinct value's group, in order of first appearance
         for value, count in zip(encoded.dictionary.to_pylist(), counts.tolist(), strict=True):
@@ -107,7 +106,7 @@ def _groups(
             [EXAMPLES - len(g.examples) for g in groups.values()],
         )
         if len(rows):
-            shown = table[columns[-1]].take(pa.array(rows)).to_pylist()
+            shown = table[columns[-1]].take(from_numpy(rows)).to_pylist()
             examples = _example_rows(store, path, texts, rows.tolist())
             for row, note, example in zip(rows.tolist(), shown, examples, strict=True):
                 example["reason" if kind == "dropped" else "error"] = note
@@ -130,7 +129,9 @@ def _text_columns(step: CompiledStep) -> list[str]:
 
 
 def _example_rows(store: RunStore, path: Any, texts: list[str], rows: list[int]) -> list[dict]:
-    table = store.read_columns(path, (ID, *texts), missing_ok=True).take(pa.array(rows, pa.int64()))
+    table = store.read_columns(path, (ID, *texts), missing_ok=True).take(
+        from_numpy(np.asarray(rows, dtype=np.int64))
+    )
     present = [t for t in texts if t in table.column_names]
     longest = max(
         present,

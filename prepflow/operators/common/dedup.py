@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from prepflow.core.errors import OperatorContractError
 from prepflow.core.operator import ID, FilterOperator
+from prepflow.core.tables import from_numpy, strings
 from prepflow.operators.common.keys import key_id, row_keys
 from prepflow.operators.common.minhash import cluster_heads
 
@@ -154,7 +155,7 @@ class GlobalDedup(FilterOperator):
         for row in np.flatnonzero(drop):
             j = at[row]
             reasons[row] = self._reason(key_id(v.representative[j]), float(v.score[j]))
-        return pa.array(~drop), pa.array(reasons, pa.string())
+        return from_numpy(~drop), strings(reasons)
 
     # ---- what each dedup implements ----------------------------------------------------------
 

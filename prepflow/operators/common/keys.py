@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from prepflow.core.errors import OperatorContractError
+from prepflow.core.tables import to_numpy
 
 _RANK_BITS = 20
 _MAX_ID = 1 << (63 - _RANK_BITS)
@@ -18,7 +19,7 @@ _MAX_ID = 1 << (63 - _RANK_BITS)
 
 def row_keys(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """One int64 key per row, increasing with ``_id`` and, among siblings, with batch order."""
-    ids = np.asarray(ids.to_numpy(), dtype=np.int64)
+    ids = np.asarray(to_numpy(ids), dtype=np.int64)
     if len(ids) and (ids.min() < 0 or ids.max() >= _MAX_ID):
         raise OperatorContractError(
             f"_id values must lie in [0, 2**{63 - _RANK_BITS}); got {ids.min()}..{ids.max()}"

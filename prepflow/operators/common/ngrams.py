@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prepflow.core.tables import fill_null, from_numpy, scalar, to_numpy
+
 _SPACELESS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
 _SEPARATORS = r"[^\p{L}\p{N}\p{M}_]+"
 _PUNCTUATION = r"[\p{P}\p{S}]+"
@@ -73,13 +75,14 @@ def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: boo
     texts = normalise(texts, nfkc=nfkc, lowercase=lowercase)
     if split_spaceless and pc.any(pc.match_substring_regex(texts, _SPACELESS)).as_py():
         texts = pc.replace_substring_regex(texts, f"({_SPACELESS})", r" \1 ")
-    words = pc.split_pattern_regex(pc.fill_null(texts, ""), _SEPARATORS)
+    words = pc.split_pattern_regex(fill_null(texts, ""), _SEPARATORS)
     flat = pc.list_flatten(words)
-    nonempty = pc.not_equal(pc.binary_length(flat), 0)  # separators at either end leave ""
-    parents = pc.list_parent_indices(words).filter(nonempty).to_numpy()
+    lengths = pc.binary_length(flat)
+    nonempty = pc.not_equal(lengths, scalar(0, lengths.type))  # separators at either end leave ""
+    parents = to_numpy(pc.list_parent_indices(words).filter(nonempty))
     offsets = np.zeros(len(texts) + 1, np.int32)
     np.cumsum(np.bincount(parents, minlength=len(texts)), out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), flat.filter(nonempty))
+    return pa.ListArray.from_arrays(from_numpy(offsets), flat.filter(nonempty))
 
 
 def word_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -> Ragged:
@@ -90,14 +93,14 @@ def word_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -
     encoded = pc.dictionary_encode(toks.values)
     vocab = encoded.dictionary.cast(pa.binary()).to_pylist()
     h = np.fromiter(map(xxhash.xxh3_64_intdigest, vocab), np.uint64, count=len(vocab))
-    return Ragged(h[encoded.indices.to_numpy()], toks.offsets.to_numpy().astype(np.int64))
+    return Ragged(h[to_numpy(encoded.indices)], to_numpy(toks.offsets).astype(np.int64))
 
 
 def char_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -> Ragged:
     """Hashes of each text's characters, once normalised to its tokens joined by single spaces."""
     toks = tokens(texts, nfkc=nfkc, lowercase=lowercase, split_spaceless=False)
     joined = pc.binary_join(toks, pa.scalar(" ", toks.type.value_type))
-    lengths = pc.utf8_length(joined).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = to_numpy(pc.utf8_length(joined)).astype(np.int64)
     codepoints = np.frombuffer("".join(joined.to_pylist()).encode("utf-32-le"), np.uint32)
     offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import MEASURED_RULES, FilterOperator
+from prepflow.core.tables import from_numpy, strings
 from prepflow.operators.text._stats import DocStats
 from prepflow.operators.text._words import doc_ranges, plain, string_offsets
 
@@ -90,7 +91,7 @@ class RuleFilter(FilterOperator):
         texts = plain(batch.column(self.col("text")))
         active = [r for r in self.rules() if r.threshold is not None]
         if not active:
-            return pa.array(np.ones(len(texts), dtype=bool))
+            return from_numpy(np.ones(len(texts), dtype=bool))
         failed = np.full(len(texts), -1)
         values = np.zeros(len(texts))
         columns: dict[str, np.ndarray] = {}  # every rule's values, each distinct column once
@@ -111,25 +112,25 @@ class RuleFilter(FilterOperator):
             failed[new] = k
             values[new] = measured[new]
         measures = pa.table(
-            {name: pa.array(v, pa.float64()) for name, v in columns.items()}
+            {name: from_numpy(v.astype(np.float64)) for name, v in columns.items()}
         ).replace_schema_metadata({MEASURED_RULES: json.dumps(described).encode()})
-        return pa.array(failed < 0), _reasons(active, failed, values), measures
+        return from_numpy(failed < 0), _reasons(active, failed, values), measures
 
 
 def _reasons(rules: list[Rule], failed: np.ndarray, values: np.ndarray) -> pa.Array:
     """Each document's reason (null where kept): every distinct value of a rule is formatted
     once (most drops share a few word counts or ratios), then gathered."""
-    strings: list[str] = []
+    texts: list[str] = []
     index = np.full(len(failed), -1, dtype=np.int64)
     for k, rule in enumerate(rules):
         rows = np.flatnonzero(failed == k)
         if not len(rows):
             continue
         distinct, which = np.unique(values[rows], return_inverse=True)
-        index[rows] = len(strings) + which
-        strings += [rule.reason(v) for v in distinct.tolist()]
-    indices = pa.array(index, mask=index < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(strings, pa.string())).cast(pa.string())
+        index[rows] = len(texts) + which
+        texts += [rule.reason(v) for v in distinct.tolist()]
+    indices = from_numpy(index, valid=index >= 0)
+    return pa.DictionaryArray.from_arrays(indices, strings(texts)).cast(pa.string())
 
 
 def _measure(rules: list[Rule], texts: pa.Array) -> list[np.ndarray]:

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prepflow.core.tables import fill_null, strings, to_numpy
 from prepflow.operators.text._words import Words, words
 
 #: Share of non-space characters that are CJK from which a document is judged as CJK text.
@@ -46,10 +47,6 @@ def stopwords(lang: str) -> frozenset[str]:
     return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith("#"))
 
 
-def _np(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return a.to_numpy(zero_copy_only=False)
-
-
 def byte_count(texts: pa.Array, values: Iterable[int]) -> np.ndarray:
     """Per text, the UTF-8 bytes whose value is in ``values`` (ASCII classes, UTF-8 lead bytes)."""
     wide = pa.types.is_large_string(texts.type)
@@ -70,7 +67,7 @@ def byte_count(texts: pa.Array, values: Iterable[int]) -> np.ndarray:
 
 def parent_indices(lists: pa.ListArray) -> np.ndarray:
     """For each value of a list array, the index of the list holding it (no nulls)."""
-    offsets = _np(lists.offsets).astype(np.int64)
+    offsets = to_numpy(lists.offsets).astype(np.int64)
     return np.repeat(np.arange(len(lists), dtype=np.int64), np.diff(offsets))
 
 
@@ -97,7 +94,7 @@ class _Split:
 
     def count(self, mask: pa.Array | np.ndarray) -> np.ndarray:
         return self.per_doc(
-            np.asarray(_np(mask) if isinstance(mask, pa.Array) else mask, np.float64)
+            np.asarray(to_numpy(mask) if isinstance(mask, pa.Array) else mask, np.float64)
         )
 
 
@@ -139,7 +136,7 @@ class DocStats:
     def __init__(self, texts: pa.Array | pa.ChunkedArray):
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
-        self.text = pc.fill_null(texts, "")
+        self.text = fill_null(texts, "")
         self.n = len(self.text)
         self._ngram_levels: dict[int, _Groups] = {}
 
@@ -147,12 +144,12 @@ class DocStats:
 
     @cached_property
     def n_chars(self) -> np.ndarray:
-        return _np(pc.utf8_length(self.text)).astype(np.int64)
+        return to_numpy(pc.utf8_length(self.text)).astype(np.int64)
 
     def count(self, pattern: str, *, regex: bool = True, ignore_case: bool = False) -> np.ndarray:
         """Occurrences of ``pattern`` in each document."""
         fn = pc.count_substring_regex if regex else pc.count_substring
-        return _np(fn(self.text, pattern, ignore_case=ignore_case)).astype(np.int64)
+        return to_numpy(fn(self.text, pattern, ignore_case=ignore_case)).astype(np.int64)
 
     @cached_property
     def n_non_space_chars(self) -> np.ndarray:
@@ -195,7 +192,7 @@ class DocStats:
     @cached_property
     def _word_ids(self) -> np.ndarray:
         """Exact ids of (lower-cased) words across the batch."""
-        return _np(pc.dictionary_encode(self._lower_words).indices).astype(np.int64)
+        return to_numpy(pc.dictionary_encode(self._lower_words).indices).astype(np.int64)
 
     @cached_property
     def _symbol_word(self) -> np.ndarray:
@@ -255,9 +252,9 @@ class DocStats:
         else:
             en, zh = sorted(stopwords("en")), sorted(stopwords("zh"))
             vocab, first_zh = en + zh, len(en)
-        index = pc.index_in(self._lower_words, pa.array(vocab, pa.string()))
-        hits = np.flatnonzero(_np(pc.is_valid(index)))
-        which = _np(index.filter(pc.is_valid(index))).astype(np.int64)
+        index = pc.index_in(self._lower_words, strings(vocab))
+        hits = np.flatnonzero(to_numpy(pc.is_valid(index)))
+        which = to_numpy(index.filter(pc.is_valid(index))).astype(np.int64)
         doc = self._words.doc[hits]
         if first_zh is not None:  # count each script's list only in documents of that script
             own = (which >= first_zh) == self.is_cjk[doc]
@@ -363,7 +360,7 @@ class DocStats:
     def short_line_ratio(self, max_chars: int, max_chars_cjk: int) -> np.ndarray:
         """Fraction of non-blank lines of at most ``max_chars`` characters (``max_chars_cjk``
         in CJK documents, where one character carries about as much as three Latin ones)."""
-        lengths = _np(pc.utf8_length(self._lines.values))
+        lengths = to_numpy(pc.utf8_length(self._lines.values))
         limit = np.where(self.is_cjk[self._lines.doc], max_chars_cjk, max_chars)
         return _ratio(self._lines.count(lengths <= limit), self.n_lines)
 
@@ -400,15 +397,15 @@ def _nonblank(lists: pa.ListArray, n_docs: int) -> _Split:
     split = _Split.of(lists, n_docs)
     keep = pc.invert(pc.match_substring_regex(split.values, r"^\s*$"))
     split.values = split.values.filter(keep)
-    split.doc = split.doc[_np(keep)]
+    split.doc = split.doc[to_numpy(keep)]
     return split
 
 
 def _dups(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     """(repeated elements, characters in repeated elements) per document; first ones excluded."""
-    ids = _np(pc.dictionary_encode(split.values).indices).astype(np.int64)
+    ids = to_numpy(pc.dictionary_encode(split.values).indices).astype(np.int64)
     dup = ~_first_occurrence(split.doc, ids)
-    chars = _np(pc.utf8_length(split.values)).astype(np.float64)
+    chars = to_numpy(pc.utf8_length(split.values)).astype(np.float64)
     return split.count(dup), split.per_doc(chars * dup)
 
 

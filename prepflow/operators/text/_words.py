@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prepflow.core.tables import to_numpy
+
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
 PUNCT_OR_SYMBOL = r"[\p{P}\p{S}]"
 
@@ -54,7 +56,7 @@ def char_flags() -> np.ndarray:
     chars = pa.StringArray.from_buffers(len(cps), pa.py_buffer(offsets), pa.py_buffer(data))
     flags = np.zeros(0x110000, dtype=np.uint8)
     # a lone whitespace character splits into two empty strings
-    spaces = cps[_np(pc.list_value_length(pc.utf8_split_whitespace(chars))) == 2]
+    spaces = cps[to_numpy(pc.list_value_length(pc.utf8_split_whitespace(chars))) == 2]
     flags[spaces] |= SPACE
     flags[spaces[spaces >= 0x80]] |= WIDE_SPACE
     for flag, pattern in (
@@ -65,12 +67,8 @@ def char_flags() -> np.ndarray:
         (UPPER, r"^\p{Lu}$"),
         (LOWER, r"^\p{Ll}$"),
     ):
-        flags[cps[_np(pc.match_substring_regex(chars, pattern))]] |= flag
+        flags[cps[to_numpy(pc.match_substring_regex(chars, pattern))]] |= flag
     return flags
-
-
-def _np(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return a.to_numpy(zero_copy_only=False)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from prepflow.core.operator import Params
+from prepflow.core.tables import fill_null, from_numpy, scalar, to_numpy
 from prepflow.operators.text._words import CJK_CLASS
 from prepflow.operators.text.refiners import TextRefiner
 
@@ -57,8 +58,8 @@ class BoilerplateLineRemover(TextRefiner):
 
     def rewrite(self, texts: pa.Array) -> pa.Array:
         p = self.params
-        lists = pc.split_pattern(pc.fill_null(texts, ""), "\n")
-        doc = pc.list_parent_indices(lists).to_numpy()
+        lists = pc.split_pattern(fill_null(texts, ""), "\n")
+        doc = to_numpy(pc.list_parent_indices(lists))
         lines = pc.utf8_trim_whitespace(pc.list_flatten(lists))
         if p.remove_citations:
             lines = pc.replace_substring_regex(lines, _CITATION, "")
@@ -69,31 +70,29 @@ class BoilerplateLineRemover(TextRefiner):
             ends = pc.and_(
                 pc.match_substring_regex(lines, _ENDS), pc.invert(pc.ends_with(lines, "..."))
             )
-            drop |= ~_np(ends)
+            drop |= ~to_numpy(ends)
         if p.min_words_per_line:
-            drop |= _np(pc.count_substring_regex(lines, _WORD)) < p.min_words_per_line
+            drop |= to_numpy(pc.count_substring_regex(lines, _WORD)) < p.min_words_per_line
         if p.drop_javascript:
-            drop |= _np(pc.match_substring(lines, "javascript", ignore_case=True))
+            drop |= to_numpy(pc.match_substring(lines, "javascript", ignore_case=True))
         if p.drop_policy:
-            drop |= _np(pc.match_substring_regex(lines, _POLICY, ignore_case=True))
+            drop |= to_numpy(pc.match_substring_regex(lines, _POLICY, ignore_case=True))
         keep = ~drop
         offsets = np.concatenate([[0], np.cumsum(np.bincount(doc[keep], minlength=len(texts)))])
-        kept = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), lines.filter(pa.array(keep)))
-        out = pc.binary_join(kept, "\n")
-        return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), out)
-
-
-def _np(a: pa.Array) -> np.ndarray:
-    return a.to_numpy(zero_copy_only=False)
+        kept = pa.ListArray.from_arrays(
+            from_numpy(offsets.astype(np.int32)), lines.filter(from_numpy(keep))
+        )
+        out = pc.binary_join(kept, scalar("\n", pa.string()))
+        return pc.if_else(pc.is_null(texts), scalar(None, pa.string()), out)
 
 
 def _longest_word(lines: pa.Array, limit: int) -> np.ndarray:
     """Length of the longest whitespace-separated word of each line, measured only for lines
     longer than ``limit`` (no other line can hold a longer word)."""
     longest = np.zeros(len(lines), dtype=np.int64)
-    long_lines = np.flatnonzero(_np(pc.utf8_length(lines)) > limit)
+    long_lines = np.flatnonzero(to_numpy(pc.utf8_length(lines)) > limit)
     if len(long_lines):
-        words = pc.utf8_split_whitespace(lines.take(pa.array(long_lines)))
-        lengths = _np(pc.utf8_length(pc.list_flatten(words)))
-        np.maximum.at(longest, long_lines[_np(pc.list_parent_indices(words))], lengths)
+        words = pc.utf8_split_whitespace(lines.take(from_numpy(long_lines)))
+        lengths = to_numpy(pc.utf8_length(pc.list_flatten(words)))
+        np.maximum.at(longest, long_lines[to_numpy(pc.list_parent_indices(words))], lengths)
     return longest

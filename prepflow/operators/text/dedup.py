@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, Requirements
-from prepflow.core.tables import text_column
+from prepflow.core.tables import from_numpy, text_column, to_numpy
 from prepflow.operators.common.dedup import DigestDedup, GlobalDedup, Verdict
 from prepflow.operators.common.minhash import (
     agreement,
@@ -114,10 +114,10 @@ class TextExactDedup(_TextDedup, DigestDedup):
             strip_punctuation=p.strip_punctuation,
             whitespace=p.whitespace,
         )
-        present = ~np.asarray(norm.is_null().to_numpy(zero_copy_only=False))
+        present = to_numpy(norm.is_valid())
         digest = _digester(p.hash, p.hash_bits)
         raw = b"".join(
-            digest(s) for s in norm.filter(pa.array(present)).cast(pa.binary()).to_pylist()
+            digest(s) for s in norm.filter(from_numpy(present)).cast(pa.binary()).to_pylist()
         )
         return keys[present], np.frombuffer(raw, np.uint64).reshape(-1, p.hash_bits // 64)
 

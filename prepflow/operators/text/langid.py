@@ -14,7 +14,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
-from prepflow.core.tables import set_column
+from prepflow.core.tables import fill_null, from_numpy, set_column, strings, to_numpy
 
 
 @cache
@@ -42,11 +42,11 @@ def _py3langid() -> Any:
 
 def identify(texts: pa.Array, backend: str, max_chars: int) -> tuple[list[str | None], np.ndarray]:
     """(ISO 639-1 code or None for texts without letters, probability) of each text's prefix."""
-    prefix = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, max_chars)
+    prefix = pc.utf8_slice_codeunits(fill_null(texts, ""), 0, max_chars)
     prefix = pc.replace_substring_regex(prefix, r"\s+", " ")
     langs: list[str | None] = []
     scores = np.zeros(len(texts))
-    has_letters = pc.match_substring_regex(prefix, r"\p{L}").to_numpy(zero_copy_only=False)
+    has_letters = to_numpy(pc.match_substring_regex(prefix, r"\p{L}"))
     predict = _fasttext().predict if backend == "fasttext" else _py3langid().classify
     for i, (text, ok) in enumerate(zip(prefix.to_pylist(), has_letters, strict=True)):
         if not ok:
@@ -97,8 +97,8 @@ class LanguageId(EvaluateOperator):
         texts = batch.column(self.col("text")).combine_chunks()
         langs, scores = identify(texts, self.params.backend, self.params.max_chars)
         for name, values in (
-            ("lang", pa.array(langs, pa.string())),
-            ("lang_score", pa.array(scores, pa.float64())),
+            ("lang", strings(langs)),
+            ("lang_score", from_numpy(scores.astype(np.float64))),
         ):
             batch = set_column(batch, self.col(name), values)
         return batch
@@ -145,4 +145,4 @@ class LanguageFilter(FilterOperator):
                 )
             else:
                 reasons.append(None)
-        return pa.array([r is None for r in reasons]), pa.array(reasons, pa.string())
+        return from_numpy(np.array([r is None for r in reasons], dtype=bool)), strings(reasons)

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prepflow.core.tables import to_numpy
 from prepflow.operators.text._words import word_lists
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -33,11 +34,11 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 def lm_lines(texts: pa.Array) -> tuple[list[str], np.ndarray]:
     """Normalised non-blank lines of every text (words joined by one space) and their text index."""
     lists = pc.split_pattern(pc.fill_null(texts, ""), "\n")
-    doc = pc.list_parent_indices(lists).to_numpy()
+    doc = to_numpy(pc.list_parent_indices(lists))
     lines = pc.replace_substring_regex(pc.utf8_lower(pc.list_flatten(lists)), r"\d", "0")
     words = pc.binary_join(word_lists(lines), " ")
     keep = pc.greater(pc.utf8_length(words), 0)
-    return pc.filter(words, keep).to_pylist(), doc[keep.to_numpy(zero_copy_only=False)]
+    return pc.filter(words, keep).to_pylist(), doc[to_numpy(keep)]
 
 
 # ---- training ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, RefineOperator
-from prepflow.core.tables import set_column
+from prepflow.core.tables import fill_null, from_numpy, set_column, strings, to_numpy
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _HEX = r"[0-9A-Fa-f]{1,4}"
@@ -107,14 +107,14 @@ class PiiRedactor(RefineOperator):
             texts, counts[kind.name] = _redact(texts, kind, token)
         batch = set_column(batch, name, texts)
         struct = pa.StructArray.from_arrays(
-            [pa.array(c, pa.int64()) for c in counts.values()], names=list(counts)
+            [from_numpy(c.astype(np.int64)) for c in counts.values()], names=list(counts)
         )
         return set_column(batch, self.col("pii_counts"), struct)
 
 
 def _redact(texts: pa.Array, kind: PiiKind, token: str) -> tuple[pa.Array, np.ndarray]:
     """Replace matches of ``kind`` by ``token``; the number of replacements per text."""
-    found = pc.fill_null(pc.count_substring_regex(texts, kind.pattern), 0).to_numpy()
+    found = to_numpy(fill_null(pc.count_substring_regex(texts, kind.pattern), 0))
     if kind.valid is None or not found.any():
         return pc.replace_substring_regex(texts, kind.pattern, token), found.astype(np.int64)
     rx = re.compile(kind.pattern, re.ASCII)
@@ -129,4 +129,4 @@ def _redact(texts: pa.Array, kind: PiiKind, token: str) -> tuple[pa.Array, np.nd
             return m.group()
 
         values[i] = rx.sub(sub, values[i])
-    return pa.array(values, pa.string()), counts
+    return strings(values), counts

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, RefineOperator, Requirements
-from prepflow.core.tables import set_column
+from prepflow.core.tables import set_column, strings
 from prepflow.operators.text._badness import badness_re2
 
 
@@ -68,7 +68,7 @@ def apply_where(texts: pa.Array, pattern: str, fn: Callable[[str], str]) -> pa.A
     return rewrite_where(
         texts,
         _flags(texts, pattern),
-        lambda hits: pa.array([fn(t) for t in hits.to_pylist()], pa.string()),
+        lambda hits: strings([fn(t) for t in hits.to_pylist()]),
     )
 
 
