@@ -99,7 +99,7 @@ def word_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -
 def char_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -> Ragged:
     """Hashes of each text's characters, once normalised to its tokens joined by single spaces."""
     toks = tokens(texts, nfkc=nfkc, lowercase=lowercase, split_spaceless=False)
-    joined = pc.binary_join(toks, pa.scalar(" ", toks.type.value_type))
+    joined = pc.binary_join(toks, scalar(" ", toks.type.value_type))
     lengths = to_numpy(pc.utf8_length(joined)).astype(np.int64)
     codepoints = np.frombuffer("".join(joined.to_pylist()).encode("utf-32-le"), np.uint32)
     offsets = np.zeros(len(lengths) + 1, np.int64)

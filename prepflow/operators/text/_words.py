@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import to_numpy
+from prepflow.core.tables import fill_null, from_numpy, to_numpy
 
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
 PUNCT_OR_SYMBOL = r"[\p{P}\p{S}]"
@@ -110,14 +110,14 @@ def word_lists(texts: pa.Array) -> pa.ListArray:
     """The words of each text, as a list per text."""
     cut = words(texts)
     offsets = np.searchsorted(cut.doc, np.arange(len(texts) + 1)).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), cut.values)
+    return pa.ListArray.from_arrays(from_numpy(offsets), cut.values)
 
 
 def plain(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``texts`` as one string array without nulls (a null is the empty text)."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    return pc.fill_null(texts, "") if texts.null_count else texts
+    return fill_null(texts, "") if texts.null_count else texts
 
 
 def string_offsets(texts: pa.Array) -> np.ndarray:

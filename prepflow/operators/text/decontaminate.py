@@ -15,7 +15,7 @@ from pydantic import Field
 from prepflow.core.columns import Column
 from prepflow.core.errors import ConfigError, OperatorContractError
 from prepflow.core.operator import FilterOperator, Params, Requirements
-from prepflow.core.tables import text_column
+from prepflow.core.tables import from_numpy, strings, text_column
 from prepflow.operators.common.ngrams import ngram_hashes, word_hashes
 
 _CHUNK_ROWS = 8192  # documents tokenised at once: bounds the transient token arrays
@@ -120,7 +120,7 @@ class NgramDecontaminate(FilterOperator):
                 f"shares {item.grams} tokens with benchmark item {item.number} of {source} "
                 f'"{_snippet(item.text)}"'
             )
-        return pa.array(~drop), pa.array(reasons, pa.string())
+        return from_numpy(~drop), strings(reasons)
 
     def _first_match(self, index: _Index, texts: pa.Array) -> np.ndarray:
         """For each text, the first item it shares an n-gram with (``len(items)`` for none)."""
@@ -136,9 +136,7 @@ class NgramDecontaminate(FilterOperator):
 
     def _build(self, items: list[tuple[int, str]]) -> _Index:
         p = self.params
-        toks = word_hashes(
-            pa.array([text for _, text in items], pa.string()), lowercase=p.lowercase
-        )
+        toks = word_hashes(strings([text for _, text in items]), lowercase=p.lowercase)
         grams = ngram_hashes(toks, p.n)
         usable = np.flatnonzero(toks.lengths >= min(p.min_item_tokens, p.n))
         if not len(usable):

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import to_numpy
+from prepflow.core.tables import fill_null, scalar, to_numpy
 from prepflow.operators.text._words import word_lists
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -33,11 +33,12 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
 def lm_lines(texts: pa.Array) -> tuple[list[str], np.ndarray]:
     """Normalised non-blank lines of every text (words joined by one space) and their text index."""
-    lists = pc.split_pattern(pc.fill_null(texts, ""), "\n")
+    lists = pc.split_pattern(fill_null(texts, ""), "\n")
     doc = to_numpy(pc.list_parent_indices(lists))
     lines = pc.replace_substring_regex(pc.utf8_lower(pc.list_flatten(lists)), r"\d", "0")
-    words = pc.binary_join(word_lists(lines), " ")
-    keep = pc.greater(pc.utf8_length(words), 0)
+    words = pc.binary_join(word_lists(lines), scalar(" ", pa.string()))
+    lengths = pc.utf8_length(words)
+    keep = pc.greater(lengths, scalar(0, lengths.type))
     return pc.filter(words, keep).to_pylist(), doc[to_numpy(keep)]
 
 

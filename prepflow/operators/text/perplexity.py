@@ -14,7 +14,7 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
-from prepflow.core.tables import set_column
+from prepflow.core.tables import from_numpy, set_column, strings
 from prepflow.operators.text.language_model import load_model, perplexity
 
 _KENLM = Requirements(packages=("kenlm",), extra="text")
@@ -49,7 +49,7 @@ class PerplexityScore(EvaluateOperator):
         scores = perplexity(
             load_model(self.params.model), batch.column(self.col("text")).combine_chunks()
         )
-        return set_column(batch, self.col("perplexity"), pa.array(scores, pa.float64()))
+        return set_column(batch, self.col("perplexity"), from_numpy(scores))
 
 
 class PerplexityFilter(FilterOperator):
@@ -84,7 +84,7 @@ class PerplexityFilter(FilterOperator):
             else f"max_perplexity: perplexity={s:.4g} > {limit:g}"
             for k, s in zip(keep.tolist(), scores.tolist(), strict=True)
         ]
-        return pa.array(keep), pa.array(reasons, pa.string())
+        return from_numpy(keep), strings(reasons)
 
 
 def _check_model(op: EvaluateOperator | FilterOperator) -> list[str]:
