@@ -1,9 +1,13 @@
 """Language ID with both offline backends, and the language filter's reasons."""
 
+import json
+from itertools import islice
+
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from prepflow.operators.text.langid import LanguageFilter, LanguageId
+from prepflow.operators.text.langid import LanguageFilter, LanguageId, _fasttext, identify
 
 TEXTS = [
     "The committee will publish its report on the new railway line next week.",
@@ -34,3 +38,23 @@ def test_language_filter_reasons(run):
         "min_score: lang_score=0.4 < 0.65; lang=en",
         "languages: no language identified",
     ]
+
+
+def test_fasttext_answers_exactly_as_its_public_predict(shared_data):
+    """``identify`` calls the model below fastText's ``predict`` wrapper: on real documents of
+    every corpus it must give the wrapper's label and probability."""
+    texts = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            texts += [json.loads(line).get("text") for line in islice(f, 60)]
+    langs, scores = identify(pa.array(texts, pa.string()), "fasttext", 500)
+    prefixes = pc.replace_substring_regex(
+        pc.utf8_slice_codeunits(pa.array(texts, pa.string()), 0, 500), r"\s+", " "
+    ).to_pylist()
+    model = _fasttext()
+    for text, lang, score in zip(prefixes, langs, scores, strict=True):
+        if lang is None:
+            continue
+        labels, probs = model.predict(text, k=1)
+        assert (lang, score) == (labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0))
+    assert sum(lang is not None for lang in langs) > 0.9 * len(texts)
