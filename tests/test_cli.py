@@ -119,18 +119,26 @@ def test_a_run_of_arrow_steps_never_imports_pandas(tmp_path: Path) -> None:
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 50
 
 
-def test_the_cli_runs_arrow_on_the_system_allocator_unless_told_otherwise() -> None:
-    """jemalloc (Arrow's default) keeps freed pages: the CLI picks the system allocator for its
-    process and the workers it spawns, and a user's own choice stands."""
+def test_the_cli_tunes_the_allocators_unless_told_otherwise() -> None:
+    """jemalloc (Arrow's default) keeps freed pages and each thread's glibc arenas keep theirs:
+    the CLI picks Arrow's system allocator and two glibc arenas for its process and the workers
+    it spawns, and a user's own choice stands."""
     code = (
-        "import prepflow.cli as cli; "
-        "cli.app = lambda: print(__import__('pyarrow').default_memory_pool().backend_name); "
+        "import os, prepflow.cli as cli; "
+        "cli.app = lambda: print(__import__('pyarrow').default_memory_pool().backend_name, "
+        "os.environ['MALLOC_ARENA_MAX']); "
         "cli.main()"
     )
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    for chosen, expected in ((None, "system"), ("jemalloc", "jemalloc")):
-        extra = {"ARROW_DEFAULT_MEMORY_POOL": chosen} if chosen else {}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_ARENA_MAX")
+    }
+    for chosen, expected in (
+        ({}, "system 2"),
+        ({"ARROW_DEFAULT_MEMORY_POOL": "jemalloc", "MALLOC_ARENA_MAX": "8"}, "jemalloc 8"),
+    ):
         out = subprocess.run(
-            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+            [sys.executable, "-c", code], env={**env, **chosen}, capture_output=True, text=True
         )
         assert out.stdout.strip() == expected, out.stderr

@@ -6,13 +6,13 @@ from __future__ import annotations
 import atexit
 import gc
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from prepflow.cli._memory import tune_allocators
 from prepflow.cli.eval import eval_app
 from prepflow.cli.lm import lm_app
 from prepflow.cli.models import models_app
@@ -584,15 +584,8 @@ def _print_profile(report: Any) -> None:
     typer.echo(f"profile: {report.run_dir}/profile.md")
 
 
-#: Arrow's allocator for the processes the CLI runs (itself and the worker processes it
-#: spawns, which inherit the variable) unless the user sets it: with jemalloc, Arrow's default
-#: on Linux, freed pages stay in its arenas, and text-pretrain-clean peaked 80 MB higher at the
-#: same speed (benchmarks/README.md, "Text cleaning speed").
-ARROW_POOL = ("ARROW_DEFAULT_MEMORY_POOL", "system")
-
-
 def main() -> None:
-    os.environ.setdefault(*ARROW_POOL)  # before pyarrow is first imported
+    tune_allocators()  # before pyarrow is first imported and before any thread starts
     # Last at exit: hide every object from the garbage collector, so the interpreter's final
     # collections skip what pyarrow, pydantic and loaded models allocated (~0.15 s per
     # command, for memory the process gives back anyway). Other exit handlers run before it.
