@@ -50,7 +50,7 @@ def from_numpy(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 
 def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A bool or numeric array as numpy (read-only, zero-copy where the layout allows)."""
+    """A bool or numeric array as numpy: a view of its buffer for numbers, so never written to."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     kind = values.type

@@ -98,7 +98,7 @@ class LanguageId(EvaluateOperator):
         langs, scores = identify(texts, self.params.backend, self.params.max_chars)
         for name, values in (
             ("lang", strings(langs)),
-            ("lang_score", from_numpy(scores.astype(np.float64))),
+            ("lang_score", from_numpy(scores)),
         ):
             batch = set_column(batch, self.col(name), values)
         return batch
