@@ -1,7 +1,10 @@
-"""Normalisation, tokenisation and n-gram hashing shared by the dedup and decontamination filters.
+r"""Normalisation, tokenisation and n-gram hashing shared by the dedup and decontamination filters.
 
 Everything works on whole Arrow columns (RE2 kernels) and flat numpy arrays, never a Python loop
-over tokens, so shingling costs a few microseconds per document.
+over tokens, so shingling costs a few microseconds per document. Tokens are cut in one numpy pass
+over the normalised texts' UTF-8 bytes, with the character classes asked of RE2 itself
+(:func:`prepflow.operators.common.utf8.classify`): exactly what splitting on
+``[^\p{L}\p{N}\p{M}_]+`` gives, after spacing out the characters of scripts without spaces.
 
 Tokens are maximal runs of letters, digits, combining marks and ``_``; everything else (spaces,
 punctuation, symbols) only separates them. Scripts written without spaces (Han, Hiragana,
@@ -13,15 +16,26 @@ while Latin words in the same document stay whole words.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import fill_null, from_numpy, scalar, to_numpy
+from prepflow.core.tables import from_numpy, scalar, to_numpy
+from prepflow.operators.common.utf8 import (
+    CHUNK_BYTES,
+    classify,
+    decode,
+    doc_ranges,
+    plain,
+    string_array,
+    string_data,
+    string_offsets,
+)
 
 _SPACELESS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
-_SEPARATORS = r"[^\p{L}\p{N}\p{M}_]+"
+_TOKEN_CHAR = r"[\p{L}\p{N}\p{M}_]"
 _PUNCTUATION = r"[\p{P}\p{S}]+"
 _WHITESPACE = r"[\s\v\p{Z}\x{85}]+"  # RE2's \s alone is ASCII-only
 _LENGTH_SALT = np.uint64(0x9E3779B97F4A7C15)
@@ -72,17 +86,68 @@ def normalise(
 
 def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: bool) -> pa.ListArray:
     """The tokens of each text (see the module docstring); a null text has none."""
-    texts = normalise(texts, nfkc=nfkc, lowercase=lowercase)
-    if split_spaceless and pc.any(pc.match_substring_regex(texts, _SPACELESS)).as_py():
-        texts = pc.replace_substring_regex(texts, f"({_SPACELESS})", r" \1 ")
-    words = pc.split_pattern_regex(fill_null(texts, ""), _SEPARATORS)
-    flat = pc.list_flatten(words)
-    lengths = pc.binary_length(flat)
-    nonempty = pc.not_equal(lengths, scalar(0, lengths.type))  # separators at either end leave ""
-    parents = to_numpy(pc.list_parent_indices(words).filter(nonempty))
-    offsets = np.zeros(len(texts) + 1, np.int32)
-    np.cumsum(np.bincount(parents, minlength=len(texts)), out=offsets[1:])
-    return pa.ListArray.from_arrays(from_numpy(offsets), flat.filter(nonempty))
+    texts = plain(normalise(texts, nfkc=nfkc, lowercase=lowercase))
+    offsets = string_offsets(texts)
+    data = string_data(texts)
+    table = _token_classes()
+    parts = [
+        _cut(
+            data[offsets[lo] : offsets[hi]],
+            offsets[lo : hi + 1] - offsets[lo],
+            table,
+            split_spaceless,
+        )
+        for lo, hi in doc_ranges(offsets, CHUNK_BYTES)
+    ]
+    values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
+    list_offsets = np.zeros(len(texts) + 1, np.int32)
+    np.cumsum(np.concatenate([p[2] for p in parts]), out=list_offsets[1:])
+    return pa.ListArray.from_arrays(from_numpy(list_offsets), values)
+
+
+_WORD, _SPACELESS_CHAR = 1, 2
+#: Code points beyond those of the planes below hold no letter, digit or mark, except the
+#: variation selectors of plane 14 (marks).
+_CLASSIFIED = [(0, 0x40000), (0xE0000, 0xE1000)]
+
+
+@cache
+def _token_classes() -> np.ndarray:
+    """Each code point's flags: a token character, a character of a script without spaces."""
+    return classify({_WORD: _TOKEN_CHAR, _SPACELESS_CHAR: _SPACELESS}, _CLASSIFIED)
+
+
+def _cut(
+    data: np.ndarray, offsets: np.ndarray, table: np.ndarray, split_spaceless: bool
+) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The tokens of the documents whose UTF-8 bytes are ``data`` (``offsets`` into it): their
+    bytes back to back, their sizes in bytes, and the number of tokens of each document."""
+    if not data.size or data.max() < 0x80:  # ASCII: a byte is a character
+        flags, lead, starts = table[data], None, offsets
+    else:
+        cp, lead = decode(data)
+        flags, starts = table[cp], np.searchsorted(lead, offsets)  # documents' first characters
+    m = len(flags)
+    word = (flags & _WORD) != 0
+    # a token starts at a token character after a non-token character, or a document's start,
+    # or at or after a character of a script without spaces
+    start = np.ones(m + 1, dtype=bool)
+    start[1:m] = ~word[:-1]
+    if split_spaceless:
+        alone = word & ((flags & _SPACELESS_CHAR) != 0)
+        start[:m] |= alone
+        start[1:m] |= alone[:-1]
+    start[starts[:-1]] = True
+    chars = np.flatnonzero(word)
+    token_at = np.flatnonzero(start[chars])  # each token's first character, among ``chars``
+    per_doc = np.diff(np.searchsorted(chars[token_at], starts))
+    if lead is None:
+        return data[word].tobytes(), np.diff(np.append(token_at, len(chars))), per_doc
+    ends = np.append(lead, len(data))
+    last_char = chars[np.append(token_at[1:], len(chars)) - 1]
+    sizes = ends[last_char + 1] - lead[chars[token_at]]
+    owner = np.cumsum(data.view(np.int8) >= -64) - 1  # each byte's character
+    return data[word[owner]].tobytes(), sizes, per_doc
 
 
 def word_hashes(texts: pa.Array, *, nfkc: bool = True, lowercase: bool = True) -> Ragged:

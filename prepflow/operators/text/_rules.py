@@ -22,8 +22,8 @@ import pyarrow as pa
 from prepflow.core.columns import Column
 from prepflow.core.operator import MEASURED_RULES, FilterOperator
 from prepflow.core.tables import from_numpy, strings
+from prepflow.operators.common.utf8 import doc_ranges, plain, string_offsets
 from prepflow.operators.text._stats import DocStats
-from prepflow.operators.text._words import doc_ranges, plain, string_offsets
 
 Measure = Callable[[DocStats], np.ndarray]
 #: Text measured at once by a rule filter: bounds the per-word and per-line arrays whatever the

@@ -23,7 +23,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import fill_null, from_numpy, to_numpy
+from prepflow.core.tables import from_numpy, to_numpy
+from prepflow.operators.common.utf8 import (
+    CHUNK_BYTES,
+    classify,
+    code_points,
+    decode,
+    doc_ranges,
+    plain,
+    string_array,
+    string_data,
+    string_offsets,
+)
 
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
 PUNCT_OR_SYMBOL = r"[\p{P}\p{S}]"
@@ -40,35 +51,28 @@ WIDE_SPACE = 128  # whitespace beyond ASCII (no-break, ideographic): 2-3 bytes i
 #: Code points above this hold no letter, symbol, space or CJK character (planes 4-16 are
 #: unassigned, tags, variation selectors and private use), so their flags are 0.
 _CLASSIFIED = 0x40000
-#: Texts are cut in groups of about this many bytes, which bounds the per-character arrays.
-CHUNK_BYTES = 1 << 18
 
 
 @cache
 def char_flags() -> np.ndarray:
     """The flags of every code point, asked of RE2 (classes) and Arrow (whitespace) over one
     string of each code point below :data:`_CLASSIFIED`: about 45 ms, once per process."""
-    cps = np.arange(_CLASSIFIED, dtype=np.uint32)
-    cps = cps[(cps < 0xD800) | (cps > 0xDFFF)]  # surrogates are not characters
-    data = cps.tobytes().decode("utf-32-le").encode()
-    sizes = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-    chars = pa.StringArray.from_buffers(len(cps), pa.py_buffer(offsets), pa.py_buffer(data))
+    ranges = [(0, _CLASSIFIED)]
+    cps, chars = code_points(ranges)
     flags = np.zeros(0x110000, dtype=np.uint8)
     # a lone whitespace character splits into two empty strings
     spaces = cps[to_numpy(pc.list_value_length(pc.utf8_split_whitespace(chars))) == 2]
     flags[spaces] |= SPACE
     flags[spaces[spaces >= 0x80]] |= WIDE_SPACE
-    for flag, pattern in (
-        (ASCII_SPACE, r"^\s$"),
-        (CJK, f"^[{CJK_CLASS}]$"),
-        (SYMBOL, rf"^{PUNCT_OR_SYMBOL}$"),
-        (LETTER, r"^\pL$"),
-        (UPPER, r"^\p{Lu}$"),
-        (LOWER, r"^\p{Ll}$"),
-    ):
-        flags[cps[to_numpy(pc.match_substring_regex(chars, pattern))]] |= flag
-    return flags
+    patterns = {
+        ASCII_SPACE: r"\s",
+        CJK: f"[{CJK_CLASS}]",
+        SYMBOL: PUNCT_OR_SYMBOL,
+        LETTER: r"\pL",
+        UPPER: r"\p{Lu}",
+        LOWER: r"\p{Ll}",
+    }
+    return classify(patterns, ranges, flags)
 
 
 @dataclass
@@ -89,21 +93,13 @@ def words(texts: pa.Array | pa.ChunkedArray) -> Words:
     """The words of ``texts`` (strings; a null has none); see the module docstring."""
     texts = plain(texts)
     offsets = string_offsets(texts)
-    buffer = texts.buffers()[2]
-    data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    data = string_data(texts)
     parts = [
         _cut(data[offsets[lo] : offsets[hi]], offsets[lo : hi + 1] - offsets[lo], lo)
         for lo, hi in doc_ranges(offsets, CHUNK_BYTES)
     ]
-    values = b"".join(p[0] for p in parts)
-    sizes = np.concatenate([p[1] for p in parts])
-    ends = np.cumsum(sizes)
-    big = len(values) >= 2**31
-    value_offsets = np.concatenate([[0], ends]).astype(np.int64 if big else np.int32)
-    strings = (pa.LargeStringArray if big else pa.StringArray).from_buffers(
-        len(sizes), pa.py_buffer(value_offsets), pa.py_buffer(values)
-    )
-    return Words(strings, *(np.concatenate([p[k] for p in parts]) for k in range(2, 7)))
+    values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
+    return Words(values, *(np.concatenate([p[k] for p in parts]) for k in range(2, 7)))
 
 
 def word_lists(texts: pa.Array) -> pa.ListArray:
@@ -111,33 +107,6 @@ def word_lists(texts: pa.Array) -> pa.ListArray:
     cut = words(texts)
     offsets = np.searchsorted(cut.doc, np.arange(len(texts) + 1)).astype(np.int32)
     return pa.ListArray.from_arrays(from_numpy(offsets), cut.values)
-
-
-def plain(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """``texts`` as one string array without nulls (a null is the empty text)."""
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    return fill_null(texts, "") if texts.null_count else texts
-
-
-def string_offsets(texts: pa.Array) -> np.ndarray:
-    """Where each string of ``texts`` starts in its data buffer, and where the last ends."""
-    wide = pa.types.is_large_string(texts.type)
-    offsets = np.frombuffer(texts.buffers()[1], np.int64 if wide else np.int32)
-    return offsets[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
-
-
-def doc_ranges(offsets: np.ndarray, max_bytes: int) -> list[tuple[int, int]]:
-    """Consecutive ranges of documents [lo, hi) of about ``max_bytes`` of text each (one long
-    document may be more), from the documents' :func:`string_offsets`."""
-    n = len(offsets) - 1
-    if n == 0:
-        return [(0, 0)]
-    cuts = np.searchsorted(
-        offsets, offsets[0] + np.arange(max_bytes, offsets[-1] - offsets[0], max_bytes)
-    )
-    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n), [n]]))
-    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
 def _cut(
@@ -149,7 +118,7 @@ def _cut(
     if data.size and data.max() < 0x80:  # ASCII: a byte is a character
         flags, lead, starts = table[data], None, offsets
     else:
-        cp, lead = _decode(data)
+        cp, lead = decode(data)
         flags, starts = table[cp], np.searchsorted(lead, offsets)  # documents' first characters
     m = len(flags)
     first = np.zeros(m + 1, dtype=bool)
@@ -224,21 +193,3 @@ def _run_ends(mask: np.ndarray, last: np.ndarray) -> np.ndarray:
     end = mask.copy()
     end[:-1] &= ~mask[1:] | last[:-1]
     return np.flatnonzero(end)
-
-
-def _decode(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(code points, their first bytes' positions) of valid UTF-8."""
-    lead = np.flatnonzero(data.view(np.int8) >= -64)  # not a continuation byte (10xxxxxx)
-    cp = data[lead].astype(np.int32)
-    wide = np.flatnonzero(cp >= 0x80)  # decode only the characters beyond ASCII
-    if len(wide):
-        at = lead[wide]
-        b0 = cp[wide]
-        padded = np.concatenate([data, np.zeros(3, np.uint8)])
-        b1, b2, b3 = ((padded[at + k] & 0x3F).astype(np.int32) for k in (1, 2, 3))
-        cp[wide] = np.select(
-            [b0 < 0xE0, b0 < 0xF0],
-            [((b0 & 0x1F) << 6) | b1, ((b0 & 0x0F) << 12) | (b1 << 6) | b2],
-            ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
-        )
-    return cp, lead
