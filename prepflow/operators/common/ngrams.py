@@ -25,13 +25,11 @@ import pyarrow.compute as pc
 from prepflow.core.tables import from_numpy, scalar, to_numpy
 from prepflow.operators.common.utf8 import (
     CHUNK_BYTES,
+    chunks,
     classify,
     decode,
-    doc_ranges,
     plain,
     string_array,
-    string_data,
-    string_offsets,
 )
 
 _SPACELESS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
@@ -87,17 +85,10 @@ def normalise(
 def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: bool) -> pa.ListArray:
     """The tokens of each text (see the module docstring); a null text has none."""
     texts = plain(normalise(texts, nfkc=nfkc, lowercase=lowercase))
-    offsets = string_offsets(texts)
-    data = string_data(texts)
     table = _token_classes()
     parts = [
-        _cut(
-            data[offsets[lo] : offsets[hi]],
-            offsets[lo : hi + 1] - offsets[lo],
-            table,
-            split_spaceless,
-        )
-        for lo, hi in doc_ranges(offsets, CHUNK_BYTES)
+        _cut(data, offsets, table, split_spaceless)
+        for data, offsets, _ in chunks(texts, CHUNK_BYTES)
     ]
     values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
     list_offsets = np.zeros(len(texts) + 1, np.int32)

@@ -8,7 +8,7 @@ character.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +51,15 @@ def doc_ranges(offsets: np.ndarray, max_bytes: int) -> list[tuple[int, int]]:
     )
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n), [n]]))
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
+def chunks(texts: pa.Array, max_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """``texts`` (strings without nulls) in groups of documents of about ``max_bytes`` of text:
+    each group's UTF-8 bytes, its documents' offsets into them, and its first document."""
+    offsets = string_offsets(texts)
+    data = string_data(texts)
+    for lo, hi in doc_ranges(offsets, max_bytes):
+        yield data[offsets[lo] : offsets[hi]], offsets[lo : hi + 1] - offsets[lo], lo
 
 
 def string_array(values: bytes, sizes: np.ndarray) -> pa.Array:

@@ -26,14 +26,12 @@ import pyarrow.compute as pc
 from prepflow.core.tables import from_numpy, to_numpy
 from prepflow.operators.common.utf8 import (
     CHUNK_BYTES,
+    chunks,
     classify,
     code_points,
     decode,
-    doc_ranges,
     plain,
     string_array,
-    string_data,
-    string_offsets,
 )
 
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
@@ -91,13 +89,7 @@ class Words:
 
 def words(texts: pa.Array | pa.ChunkedArray) -> Words:
     """The words of ``texts`` (strings; a null has none); see the module docstring."""
-    texts = plain(texts)
-    offsets = string_offsets(texts)
-    data = string_data(texts)
-    parts = [
-        _cut(data[offsets[lo] : offsets[hi]], offsets[lo : hi + 1] - offsets[lo], lo)
-        for lo, hi in doc_ranges(offsets, CHUNK_BYTES)
-    ]
+    parts = [_cut(*chunk) for chunk in chunks(plain(texts), CHUNK_BYTES)]
     values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
     return Words(values, *(np.concatenate([p[k] for p in parts]) for k in range(2, 7)))
 
