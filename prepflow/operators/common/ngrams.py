@@ -97,8 +97,8 @@ def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: boo
 
 
 _WORD, _SPACELESS_CHAR = 1, 2
-#: Code points beyond those of the planes below hold no letter, digit or mark, except the
-#: variation selectors of plane 14 (marks).
+#: The code points asked of RE2: planes 0-3, and the start of plane 14 (tags, and variation
+#: selectors, which are marks); the rest is unassigned or private use, no letter, digit or mark.
 _CLASSIFIED = [(0, 0x40000), (0xE0000, 0xE1000)]
 
 
