@@ -72,17 +72,26 @@ def int64_range(start: int, stop: int) -> pa.Array:
     return from_numpy(np.arange(start, stop, dtype=np.int64))
 
 
-def strings(values: Sequence[str | None]) -> pa.Array:
-    """Python strings (``None`` for null) as an Arrow string array (large_string past 2 GiB)."""
-    encoded = [b"" if v is None else v.encode() for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
-    valid = np.fromiter((v is not None for v in values), bool, len(encoded))
-    big = offsets[-1] > np.iinfo(np.int32).max
+def string_array(values: bytes, sizes: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Strings of ``sizes`` bytes each, back to back in ``values``, null where ``valid`` is
+    false (large_string past 2 GiB)."""
+    big = len(values) >= 2**31
+    offsets = np.zeros(len(sizes) + 1, np.int64 if big else np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     kind = pa.large_string() if big else pa.string()
-    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    buffers = [bitmap, pa.py_buffer(offsets if big else offsets.astype(np.int32))]
-    return pa.Array.from_buffers(kind, len(encoded), [*buffers, pa.py_buffer(b"".join(encoded))])
+    buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(values)]
+    return pa.Array.from_buffers(kind, len(sizes), buffers)
+
+
+def strings(values: Sequence[str | None]) -> pa.Array:
+    """Python strings (``None`` for null) as an Arrow string array."""
+    encoded = [b"" if v is None else v.encode() for v in values]
+    sizes = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    valid = np.fromiter((v is not None for v in values), bool, len(encoded))
+    return string_array(b"".join(encoded), sizes, valid)
 
 
 def scalar(value: str | bool | float | None, kind: pa.DataType) -> pa.Scalar:

@@ -22,14 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import from_numpy, scalar, to_numpy
+from prepflow.core.tables import from_numpy, scalar, string_array, to_numpy
 from prepflow.operators.common.utf8 import (
     CHUNK_BYTES,
     chunks,
     classify,
     decode,
     plain,
-    string_array,
 )
 
 _SPACELESS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import fill_null, to_numpy
+from prepflow.core.tables import fill_null, string_array, to_numpy
 
 #: Texts are cut in groups of about this many bytes, which bounds the per-character arrays.
 CHUNK_BYTES = 1 << 18
@@ -60,15 +60,6 @@ def chunks(texts: pa.Array, max_bytes: int) -> Iterator[tuple[np.ndarray, np.nda
     data = string_data(texts)
     for lo, hi in doc_ranges(offsets, max_bytes):
         yield data[offsets[lo] : offsets[hi]], offsets[lo : hi + 1] - offsets[lo], lo
-
-
-def string_array(values: bytes, sizes: np.ndarray) -> pa.Array:
-    """Strings of ``sizes`` bytes each, back to back in ``values`` (large_string past 2 GiB)."""
-    big = len(values) >= 2**31
-    offsets = np.zeros(len(sizes) + 1, np.int64 if big else np.int32)
-    np.cumsum(sizes, out=offsets[1:])
-    kind = pa.LargeStringArray if big else pa.StringArray
-    return kind.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(values))
 
 
 def decode(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import fill_null, strings, to_numpy
+from prepflow.core.tables import strings, to_numpy
+from prepflow.operators.common.utf8 import plain, string_data, string_offsets
 from prepflow.operators.text._words import Words, words
 
 #: Share of non-space characters that are CJK from which a document is judged as CJK text.
@@ -49,12 +50,10 @@ def stopwords(lang: str) -> frozenset[str]:
 
 def byte_count(texts: pa.Array, values: Iterable[int]) -> np.ndarray:
     """Per text, the UTF-8 bytes whose value is in ``values`` (ASCII classes, UTF-8 lead bytes)."""
-    wide = pa.types.is_large_string(texts.type)
-    offsets = np.frombuffer(texts.buffers()[1], np.int64 if wide else np.int32)
-    offsets = offsets[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    offsets = string_offsets(texts)
     if offsets[-1] == offsets[0]:
         return np.zeros(len(texts), dtype=np.int64)
-    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    data = string_data(texts)[offsets[0] : offsets[-1]]
     table = np.zeros(256, dtype=np.uint8)
     table[list(values)] = 1
     starts = offsets[:-1] - offsets[0]
@@ -134,9 +133,7 @@ class DocStats:
     """Lazily computed measures of a batch of texts; every measure is a numpy array per doc."""
 
     def __init__(self, texts: pa.Array | pa.ChunkedArray):
-        if isinstance(texts, pa.ChunkedArray):
-            texts = texts.combine_chunks()
-        self.text = fill_null(texts, "")
+        self.text = plain(texts)
         self.n = len(self.text)
         self._ngram_levels: dict[int, _Groups] = {}
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import from_numpy, to_numpy
+from prepflow.core.tables import from_numpy, string_array, to_numpy
 from prepflow.operators.common.utf8 import (
     CHUNK_BYTES,
     chunks,
@@ -31,7 +31,6 @@ from prepflow.operators.common.utf8 import (
     code_points,
     decode,
     plain,
-    string_array,
 )
 
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
