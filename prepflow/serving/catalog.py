@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from prepflow.core.errors import ConfigError, PrepflowError
+from prepflow.core.paths import cache_root
 
 CHUNK = 1 << 20
 HUB_TIMEOUT_S = 2.0
@@ -122,12 +123,7 @@ QUICK_TEST_MODEL = "smollm2-135m-instruct"
 
 def cache_dir() -> Path:
     """Where verified model files live (``$PREPFLOW_CACHE_DIR/models`` or the user cache)."""
-    root = os.environ.get("PREPFLOW_CACHE_DIR")
-    if not root:
-        from platformdirs import user_cache_dir
-
-        root = user_cache_dir("prepflow")
-    return Path(root) / "models"
+    return cache_root() / "models"
 
 
 def entry(name: str) -> ModelEntry:

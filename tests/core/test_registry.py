@@ -102,10 +102,12 @@ def test_lookup_by_name_imports_only_the_defining_module() -> None:
         "print(cls.__module__, 'UnicodeFixer' in registry, registry._loaded,\n"
         "      sorted(m for m in sys.modules if m.startswith('prepflow.operators.') and '._' not in m))"
     )
-    # the defining module and what it imports (the shared toolkit's UTF-8 passes), nothing else
+    # the defining module and what it imports (the shared toolkit's UTF-8 passes and their C
+    # twins), nothing else
     assert out == (
         "prepflow.operators.text.heuristics True False "
-        "['prepflow.operators.common', 'prepflow.operators.common.utf8', "
+        "['prepflow.operators.common', 'prepflow.operators.common.native', "
+        "'prepflow.operators.common.utf8', "
         "'prepflow.operators.index', 'prepflow.operators.text', "
         "'prepflow.operators.text.heuristics', "
         "'prepflow.operators.text.refiners']"

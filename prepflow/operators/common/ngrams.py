@@ -1,8 +1,9 @@
 r"""Normalisation, tokenisation and n-gram hashing shared by the dedup and decontamination filters.
 
 Everything works on whole Arrow columns (RE2 kernels) and flat numpy arrays, never a Python loop
-over tokens, so shingling costs a few microseconds per document. Tokens are cut in one numpy pass
-over the normalised texts' UTF-8 bytes, with the character classes asked of RE2 itself
+over tokens, so shingling costs a few microseconds per document. Tokens are cut in one C pass
+over the normalised texts' UTF-8 bytes (``operators.common.native``; :func:`_cut` is its numpy
+twin), with the character classes asked of RE2 itself
 (:func:`prepflow.operators.common.utf8.classify`): exactly what splitting on
 ``[^\p{L}\p{N}\p{M}_]+`` gives, after spacing out the characters of scripts without spaces.
 
@@ -23,12 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prepflow.core.tables import from_numpy, scalar, string_array, to_numpy
+from prepflow.operators.common import native
 from prepflow.operators.common.utf8 import (
     CHUNK_BYTES,
     chunks,
     classify,
     decode,
     plain,
+    stored,
 )
 
 _SPACELESS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
@@ -84,9 +87,10 @@ def normalise(
 def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: bool) -> pa.ListArray:
     """The tokens of each text (see the module docstring); a null text has none."""
     texts = plain(normalise(texts, nfkc=nfkc, lowercase=lowercase))
-    table = _token_classes()
+    table, lib = _token_classes(), native.library()
+    cut = _cut if lib is None else lib.cut_tokens
     parts = [
-        _cut(data, offsets, table, split_spaceless)
+        cut(data, offsets, table, split_spaceless)
         for data, offsets, _ in chunks(texts, CHUNK_BYTES)
     ]
     values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
@@ -103,8 +107,13 @@ _CLASSIFIED = [(0, 0x40000), (0xE0000, 0xE1000)]
 
 @cache
 def _token_classes() -> np.ndarray:
-    """Each code point's flags: a token character, a character of a script without spaces."""
-    return classify({_WORD: _TOKEN_CHAR, _SPACELESS_CHAR: _SPACELESS}, _CLASSIFIED)
+    """Each code point's flags: a token character, a character of a script without spaces
+    (kept in the cache: ``utf8.stored``)."""
+    return stored(
+        "token-flags",
+        __file__,
+        lambda: classify({_WORD: _TOKEN_CHAR, _SPACELESS_CHAR: _SPACELESS}, _CLASSIFIED),
+    )
 
 
 def _cut(

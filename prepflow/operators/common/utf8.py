@@ -1,19 +1,24 @@
 """Vectorized passes over the UTF-8 bytes of a string column: what the numpy word cutter
 (``operators.text._words``) and tokenizer (``operators.common.ngrams``) share.
 
-Characters are classified by asking RE2 itself, once per process, about a string of every code
-point (:func:`classify`), so a numpy pass and a regex over the same classes agree on every
-character.
+Characters are classified by asking RE2 itself about a string of every code point
+(:func:`classify`), so a numpy pass and a regex over the same classes agree on every character.
+The tables are kept in the cache between processes (:func:`stored`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prepflow.core.paths import cache_root
 from prepflow.core.tables import fill_null, string_array, to_numpy
 
 #: Texts are cut in groups of about this many bytes, which bounds the per-character arrays.
@@ -101,4 +106,32 @@ def classify(
     cps, chars = code_points(ranges)
     for flag, pattern in flags.items():
         table[cps[to_numpy(pc.match_substring_regex(chars, f"^(?:{pattern})$"))]] |= flag
+    return table
+
+
+def stored(name: str, module: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()``'s table of every code point, kept in ``<cache root>/unicode`` between
+    processes (building one asks RE2 about 260,000 characters, 50-150 ms on each start). The
+    file is named after what the table depends on: pyarrow's version (its RE2 and utf8proc
+    Unicode data), this module's source and that of ``module``, the file defining ``build``."""
+    digest = hashlib.sha256(pa.__version__.encode())
+    for source in (__file__, module):
+        digest.update(Path(source).read_bytes())
+    path = cache_root() / "unicode" / f"{name}-{digest.hexdigest()[:16]}.npy"
+    try:
+        table = np.load(path)
+        if table.shape == (0x110000,) and table.dtype == np.uint8:
+            return table
+    except (OSError, ValueError):
+        pass
+    table = build()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, table)
+        os.replace(tmp, path)  # written whole, then renamed: a reader never sees half of it
+    except OSError:  # a cache that cannot be written: build it again next time
+        with suppress(OSError):
+            tmp.unlink()
     return table

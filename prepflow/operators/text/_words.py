@@ -6,9 +6,10 @@ A word is a run of characters between whitespace, with these cuts inside a run: 
 character or the start of the text, and off the end of a run that ends at one of those or the end
 of the text (so "(hello)," gives "(", "hello", "),"; "e.g." gives "e.g", "."; "U.S.A" stays).
 This is what three regex rewrites and a whitespace split give (the reference that
-``tests/operators/text/test_words.py`` holds this to), at a fraction of their cost: the code points are decoded and
-classified with numpy, and each word's letters and symbols are counted on the way, so the
-filters' word measures need no further regex pass.
+``tests/operators/text/test_words.py`` holds this to), at a fraction of their cost: the code
+points are decoded and classified in one C pass (``operators.common.native``; :func:`_cut` is
+its numpy twin, for machines without a C compiler), and each word's letters and symbols are
+flagged on the way, so the filters' word measures need no further regex pass.
 
 The character classes come from RE2 and Arrow themselves (:func:`char_flags`), so the two cuts
 agree on every code point.
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prepflow.core.tables import from_numpy, string_array, to_numpy
+from prepflow.operators.common import native
 from prepflow.operators.common.utf8 import (
     CHUNK_BYTES,
     chunks,
@@ -31,6 +33,7 @@ from prepflow.operators.common.utf8 import (
     code_points,
     decode,
     plain,
+    stored,
 )
 
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
@@ -53,7 +56,11 @@ _CLASSIFIED = 0x40000
 @cache
 def char_flags() -> np.ndarray:
     """The flags of every code point, asked of RE2 (classes) and Arrow (whitespace) over one
-    string of each code point below :data:`_CLASSIFIED`: about 45 ms, once per process."""
+    string of each code point below :data:`_CLASSIFIED` (kept in the cache: ``utf8.stored``)."""
+    return stored("word-flags", __file__, _ask_char_flags)
+
+
+def _ask_char_flags() -> np.ndarray:
     ranges = [(0, _CLASSIFIED)]
     cps, chars = code_points(ranges)
     flags = np.zeros(0x110000, dtype=np.uint8)
@@ -88,9 +95,19 @@ class Words:
 
 def words(texts: pa.Array | pa.ChunkedArray) -> Words:
     """The words of ``texts`` (strings; a null has none); see the module docstring."""
-    parts = [_cut(*chunk) for chunk in chunks(plain(texts), CHUNK_BYTES)]
+    lib, table = native.library(), char_flags()
+    cut = _cut if lib is None else lambda *chunk: lib.cut_words(*chunk, table)
+    parts = [cut(*chunk) for chunk in chunks(plain(texts), CHUNK_BYTES)]
     values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
-    return Words(values, *(np.concatenate([p[k] for p in parts]) for k in range(2, 7)))
+    doc, length, any_flag, all_flag = (np.concatenate([p[k] for p in parts]) for k in range(2, 6))
+    return Words(
+        values,
+        doc,
+        length,
+        symbol=(all_flag & SYMBOL).astype(bool),
+        no_letter=~(any_flag & LETTER).astype(bool),
+        all_caps=(any_flag & (UPPER | LOWER)) == UPPER,
+    )
 
 
 def word_lists(texts: pa.Array) -> pa.ListArray:
@@ -102,9 +119,10 @@ def word_lists(texts: pa.Array) -> pa.ListArray:
 
 def _cut(
     data: np.ndarray, offsets: np.ndarray, first_doc: int
-) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The words of the documents whose UTF-8 bytes are ``data`` (``offsets`` into it): their
-    bytes back to back, byte sizes, documents (from ``first_doc``), lengths, and flags."""
+    bytes back to back, byte sizes, documents (from ``first_doc``), lengths, and the OR and AND
+    of their characters' flags (what ``native.Native.cut_words`` gives, in numpy)."""
     table = char_flags()
     if data.size and data.max() < 0x80:  # ASCII: a byte is a character
         flags, lead, starts = table[data], None, offsets
@@ -164,15 +182,7 @@ def _cut(
             keep[lead[wide] + k] = False
             wide = wide[ends[wide + 1] - lead[wide] > k + 1]
         kept = data[keep]
-    return (
-        kept.tobytes(),
-        sizes.astype(np.int64),
-        doc,
-        length.astype(np.int64),
-        (all_flag & SYMBOL).astype(bool),
-        ~(any_flag & LETTER).astype(bool),
-        ((any_flag & (UPPER | LOWER)) == UPPER),
-    )
+    return kept.tobytes(), sizes.astype(np.int64), doc, length.astype(np.int64), any_flag, all_flag
 
 
 #: Per byte value: not ASCII whitespace (a byte of a wider character is kept here).

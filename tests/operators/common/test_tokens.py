@@ -19,6 +19,8 @@ from prepflow.operators.common.ngrams import _SPACELESS, normalise, tokens
 from tests.conftest import shared_data_dir
 
 CORPORA = shared_data_dir() / "corpora"
+#: every test runs with the C cutters and with the numpy ones
+pytestmark = pytest.mark.usefixtures("cutter")
 
 
 def regex_tokens(texts: pa.Array, *, split_spaceless: bool) -> pa.ListArray:

@@ -18,6 +18,8 @@ from prepflow.operators.text._words import CJK_CLASS, PUNCT_OR_SYMBOL, words
 from tests.conftest import shared_data_dir
 
 CORPORA = shared_data_dir() / "corpora"
+#: every test runs with the C cutters and with the numpy ones
+pytestmark = pytest.mark.usefixtures("cutter")
 
 
 def regex_words(texts: pa.Array) -> list[list[str]]:
