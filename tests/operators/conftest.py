@@ -18,3 +18,12 @@ def cutter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     elif native.library() is None:
         pytest.skip(native.build())
     yield request.param
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The numpy cutters' pass over every corpus runs in the full suite only: the quick loop
+    holds them to the regexes on the random texts, and the C cutters on every corpus."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if params and params.params.get("cutter") == "numpy" and "corpus" in params.params:
+            item.add_marker(pytest.mark.slow)

@@ -1,9 +1,10 @@
-/* The word and token cutters of prepflow's text filters, in one pass over UTF-8 bytes.
+/* The word and token cutters of prepflow's text filters, and the whitespace tidy of its
+ * whitespace refiner, each in one pass over UTF-8 bytes.
  *
- * Each function does what its numpy twin does (operators/text/_words.py `_cut`,
- * operators/common/ngrams.py `_cut`), with the same character table (one flag byte per code point,
- * asked of RE2 by the Python side), so both give the same words on every input; the tests hold
- * both to the regex definitions. The caller allocates every output (a word or token has at least
+ * Each function does what its twin does (operators/text/_words.py `_cut`,
+ * operators/common/ngrams.py `_cut`, operators/text/refiners.py `_tidy_re2`), the cutters with the
+ * same character table (one flag byte per code point, asked of RE2 by the Python side), so both
+ * give the same result on every input; the tests hold both to the regex definitions. The caller allocates every output (a word or token has at least
  * one byte, so each array has room for one entry per input byte) and the scratch space.
  * Input is valid UTF-8 (an Arrow string array's data). Called through ctypes, which releases the
  * GIL for the call, so two threads cut in parallel.
@@ -174,4 +175,56 @@ int64_t pf_cut_tokens(const uint8_t *data, const int64_t *offsets, int64_t n_doc
         per_doc[d] = t - first;
     }
     return t;
+}
+
+/* The spaces the whitespace refiner collapses: ASCII space, tab, vertical tab, form feed, and
+ * the Unicode spaces of refiners._SPACES. */
+static inline int is_tidy_space(uint32_t c) {
+    return c == ' ' || c == '\t' || c == 0x0B || c == 0x0C || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* The whitespace tidy of n_docs documents into `out` (as large as the input: a tidy text is never
+ * longer), each document's end in out_ends: CR LF and CR become LF, zero-width spaces and BOMs
+ * go, a run of spaces becomes one space and goes before a line break, three or more line breaks
+ * (spaces between them gone) become two. Leading and trailing whitespace are left to Arrow's
+ * trim; the run at the end is dropped here, as the trim would drop it. Returns the bytes written. */
+int64_t pf_tidy_whitespace(const uint8_t *restrict data, const int64_t *restrict offsets,
+                           int64_t n_docs, uint8_t *restrict out, int64_t *restrict out_ends) {
+    int64_t o = 0;
+    for (int64_t d = 0; d < n_docs; d++) {
+        int64_t end = offsets[d + 1], newlines = 0;
+        int space = 0, size;
+        for (int64_t i = offsets[d]; i < end; i += size) {
+            uint32_t c;
+            if (data[i] < 0x80) {
+                size = 1;
+                c = data[i];
+            } else {
+                c = decode_at(data, i, &size);
+            }
+            if (c == 0x200B || c == 0xFEFF) continue;
+            if (c == '\r') {
+                if (i + 1 < end && data[i + 1] == '\n') size = 2;
+                c = '\n';
+            }
+            if (c == '\n') {
+                space = 0; /* " \n" -> "\n" */
+                newlines++;
+                continue;
+            }
+            if (is_tidy_space(c)) {
+                space = 1;
+                continue;
+            }
+            for (int64_t k = newlines < 3 ? newlines : 2; k > 0; k--) out[o++] = '\n';
+            if (space) out[o++] = ' ';
+            newlines = 0;
+            space = 0;
+            memcpy(out + o, data + i, (size_t)size);
+            o += size;
+        }
+        out_ends[d] = o;
+    }
+    return o;
 }

@@ -1,12 +1,14 @@
-"""The word and token cutters in C (``native.c``), for the text filters' hottest loop.
+"""The word and token cutters and the whitespace tidy in C (``native.c``), for the text
+operators' hottest loops.
 
 The numpy cutters (``operators.text._words``, ``operators.common.ngrams``) make about twenty
-passes over every character; these make one, and ctypes releases the GIL while they run, so the
-worker threads cut in parallel. The source is compiled once per machine with the system's C
+passes over every character and the regex tidy (``operators.text.refiners``) six; these make
+one, and ctypes releases the GIL while they run, so the worker threads run them in parallel. The source is compiled once per machine with the system's C
 compiler (``$CC``, else ``cc``) into ``<cache root>/native/`` (see ``prepflow.core.paths``),
 under a name that hashes the source, so an edited source is rebuilt and never loaded stale.
 Where there is no compiler, or ``PREPFLOW_NATIVE=0``, :func:`library` is None and the numpy
-cutters run: the same words either way (the tests hold both to the regex definitions).
+cutters and the regex tidy run: the same result either way (the tests hold both to the regex
+definitions).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from prepflow.core.paths import cache_root
+from prepflow.core.tables import string_array, to_numpy
+from prepflow.operators.common.utf8 import string_data, string_offsets
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,9 @@ class Native:
         self._tokens = lib.pf_cut_tokens
         self._tokens.restype = i64
         self._tokens.argtypes = [p, p, i64, p, ctypes.c_int, p, p, p]
+        self._tidy = lib.pf_tidy_whitespace
+        self._tidy.restype = i64
+        self._tidy.argtypes = [p, p, i64, p, p]
 
     def cut_words(
         self, data: np.ndarray, offsets: np.ndarray, first_doc: int, table: np.ndarray
@@ -93,6 +102,20 @@ class Native:
         )
         sizes = sizes[:count]
         return kept[: int(sizes.sum())].tobytes(), sizes.copy(), per_doc
+
+    def tidy_whitespace(self, texts: pa.Array) -> pa.Array:
+        """The whitespace of ``texts`` (strings) tidied as ``refiners._tidy_re2`` does, except
+        the final trim (see ``pf_tidy_whitespace``); nulls stay null."""
+        offsets = string_offsets(texts)
+        data = string_data(texts)[offsets[0] : offsets[-1]]
+        offsets = _contiguous(offsets - offsets[0], np.int64)
+        out = np.empty(len(data), np.uint8)
+        ends = np.empty(len(texts), np.int64)
+        size = self._tidy(
+            *_pointers(_contiguous(data, np.uint8), offsets), len(texts), *_pointers(out, ends)
+        )
+        valid = to_numpy(pc.is_valid(texts)) if texts.null_count else None
+        return string_array(out[:size].tobytes(), np.diff(ends, prepend=0), valid)
 
 
 @cache

@@ -1,7 +1,9 @@
 """Text refiners: rewrite the text column in place (HTML, URLs, emoji, whitespace, unicode).
 
-They work on whole columns with RE2 regexes (Arrow compute); Python runs per document only
-where a library is the honest tool (HTML entities, ftfy), and then only on the rows that need it.
+They work on whole columns with RE2 regexes (Arrow compute), and the whitespace tidy in one C
+pass (``operators.common.native``; its RE2 twin where there is no compiler); Python runs per
+document only where a library is the honest tool (HTML entities, ftfy), and then only on the rows
+that need it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import Field
 from prepflow.core.columns import Column
 from prepflow.core.operator import Params, RefineOperator, Requirements
 from prepflow.core.tables import set_column, strings
+from prepflow.operators.common import native
 from prepflow.operators.text._badness import badness_re2
 
 
@@ -168,6 +171,15 @@ class WhitespaceNormalizer(TextRefiner):
 
 
 def _tidy(texts: pa.Array) -> pa.Array:
+    """:func:`_tidy_re2` in one C pass where the native library is built (then trimmed)."""
+    lib = native.library()
+    if lib is None:
+        return _tidy_re2(texts)
+    return pc.utf8_trim_whitespace(lib.tidy_whitespace(texts))
+
+
+def _tidy_re2(texts: pa.Array) -> pa.Array:
+    """The definition of the whitespace tidy, as RE2 rewrites."""
     texts = pc.replace_substring_regex(texts, r"\r\n?", "\n")
     texts = pc.replace_substring_regex(texts, r"[\x{200B}\x{FEFF}]", "")
     # each run of spaces and Unicode spaces becomes one space (a lone space is left alone)

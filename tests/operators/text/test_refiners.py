@@ -2,13 +2,17 @@
 """Refiners rewrite the text column: exact outputs on English and Chinese literals."""
 
 import json
+import random
 import sys
 from itertools import islice
 
 import ftfy
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
+from prepflow.operators.common import native
+from prepflow.operators.text import refiners
 from prepflow.operators.text._badness import PYTHON_SPACE, badness_re2
 from prepflow.operators.text.boilerplate import BoilerplateLineRemover
 from prepflow.operators.text.refiners import (
@@ -58,7 +62,7 @@ def test_emoji_remover_takes_modifiers_and_joiners(run):
     assert texts(out) == ["Great job ! Family   ok ", "开心，“好”"]
 
 
-def test_whitespace_normalizer_keeps_paragraphs(run):
+def test_whitespace_normalizer_keeps_paragraphs(run, cutter):
     out = run(
         WhitespaceNormalizer(),
         ["  Hello\u00a0\u00a0world \t!\r\n\r\n\r\n\r\nNext\u200bline  \n", "中文\u3000空格，标点"],
@@ -145,11 +149,10 @@ def test_python_space_class_is_str_isspace():
     assert not any(pc.match_substring_regex(pa.array(list(others)), pattern).to_pylist())
 
 
-def test_whitespace_normalizer_rewrites_exactly_what_all_its_passes_would(run, shared_data):
+def test_whitespace_normalizer_rewrites_exactly_what_all_its_passes_would(run, shared_data, cutter):
     """Only texts with something to tidy (and only non-ASCII ones to normalise) go through the
-    kernels: the result must be that of every pass over every text."""
-    import random
-
+    kernels (the C tidy, or its RE2 twin): the result must be that of every pass over every
+    text."""
     docs = []
     for path in sorted((shared_data / "corpora").glob("*.jsonl")):
         with path.open(encoding="utf-8") as f:
@@ -168,3 +171,25 @@ def test_whitespace_normalizer_rewrites_exactly_what_all_its_passes_would(run, s
     ):
         every = pc.replace_substring_regex(every, pattern, replacement)
     assert texts(run(WhitespaceNormalizer(), docs)) == pc.utf8_trim_whitespace(every).to_pylist()
+
+
+def test_the_c_tidy_is_the_re2_tidy_on_every_corpus_document(shared_data):
+    lib = native.library()
+    if lib is None:
+        pytest.skip(native.build())
+    docs = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line)["text"] for line in f]
+    rng = random.Random(8)
+    pieces = [*" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2000\u200a\u2028\u2029\u202f\u205f"]
+    pieces += ["\u3000", "\u200b", "\ufeff", "\r\n", "ab", "中", "é", "."]
+    docs += ["".join(rng.choice(pieces) for _ in range(rng.randrange(24))) for _ in range(20_000)]
+    array = pa.array([*docs, None], pa.string())
+    for texts_ in (array, array.slice(7, 5_000)):
+        want = refiners._tidy_re2(texts_)
+        got = refiners._tidy(texts_)
+        if not got.equals(want):
+            rows = zip(texts_.to_pylist(), got.to_pylist(), want.to_pylist(), strict=True)
+            for doc, have, expected in rows:
+                assert have == expected, f"tidy of {str(doc)[:200]!r}"
