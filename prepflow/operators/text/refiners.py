@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -21,6 +22,7 @@ from prepflow.core.operator import Params, RefineOperator, Requirements
 from prepflow.core.tables import set_column, strings
 from prepflow.operators.common import native
 from prepflow.operators.text._badness import badness_re2
+from prepflow.operators.text._nfc import nfc_unstable
 
 
 class TextRefiner(RefineOperator):
@@ -76,9 +78,21 @@ def apply_where(texts: pa.Array, pattern: str, fn: Callable[[str], str]) -> pa.A
 
 
 def normalize(texts: pa.Array, form: str) -> pa.Array:
-    """Unicode normal form ``form`` of every text; ASCII texts are in every form already."""
+    """Unicode normal form ``form`` of every text; ASCII texts are in every form already, and a
+    text without a character NFC can change or move is in NFC (``_nfc``)."""
     other = _valid(pc.invert(pc.string_is_ascii(texts)), texts)
-    return rewrite_where(texts, other, lambda t: pc.utf8_normalize(t, form))
+    return rewrite_where(texts, other, _nfc if form == "NFC" else partial(_normal, form=form))
+
+
+def _normal(texts: pa.Array, form: str) -> pa.Array:
+    return pc.utf8_normalize(texts, form)
+
+
+def _nfc(texts: pa.Array) -> pa.Array:
+    """NFC of ``texts`` (no nulls), through Arrow only for those NFC may change."""
+    return rewrite_where(
+        texts, pc.match_substring_regex(texts, nfc_unstable()), partial(_normal, form="NFC")
+    )
 
 
 _BLOCKS = r"(?is)<(?:script|style|noscript)\b[^>]*>.*?</(?:script|style|noscript)\s*>|<!--.*?-->"

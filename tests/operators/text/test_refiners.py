@@ -7,12 +7,13 @@ import sys
 from itertools import islice
 
 import ftfy
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from prepflow.operators.common import native
-from prepflow.operators.text import refiners
+from prepflow.operators.text import _nfc, refiners
 from prepflow.operators.text._badness import PYTHON_SPACE, badness_re2
 from prepflow.operators.text.boilerplate import BoilerplateLineRemover
 from prepflow.operators.text.refiners import (
@@ -193,3 +194,33 @@ def test_the_c_tidy_is_the_re2_tidy_on_every_corpus_document(shared_data):
             rows = zip(texts_.to_pylist(), got.to_pylist(), want.to_pylist(), strict=True)
             for doc, have, expected in rows:
                 assert have == expected, f"tidy of {str(doc)[:200]!r}"
+
+
+def test_nfc_skips_only_texts_nfc_leaves_as_they_are(shared_data):
+    """Texts without a character NFC can change or move skip Arrow's NFC: the result is Arrow's
+    NFC of every text, on every corpus document and on random texts of composing pairs, Hangul
+    jamo, vowel signs of class 0, reordered marks, singletons, and characters newer than this
+    Python's Unicode database (Gurung Khema, Unicode 16, composes)."""
+    docs = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line)["text"] for line in f]
+    pieces = list(
+        "aeoAO<=>中é한ㄱ가\u1100\u1161\u11a8\u0301\u0316\u0327\u0338\u212b\u2126\u00c5\u030a"
+    )
+    pieces += list("\u0b47\u0b3e\u0bc6\u0bbe\u09c7\u09be\u1025\u102e\u0f71\u0f72\u1e0b\u0323\u0344")
+    pieces += ["\U0001d15e", "\U0001d165", "\uff21", "\U00016121", "\U0001611e", "\U0001e4ef"]
+    rng = random.Random(4)
+    docs += ["".join(rng.choice(pieces) for _ in range(rng.randrange(12))) for _ in range(50_000)]
+    array = pa.array([*docs, None], pa.string())
+    assert refiners.normalize(array, "NFC").equals(pc.utf8_normalize(array, "NFC"))
+    assert refiners.normalize(array, "NFKC").equals(pc.utf8_normalize(array, "NFKC"))
+
+
+def test_the_kept_nfc_table_is_what_this_pythons_unicode_database_says():
+    assert np.array_equal(
+        _nfc.stored(
+            f"nfc-unstable-{_nfc.unicodedata.unidata_version}", _nfc.__file__, _nfc._ask_unicodedata
+        ),
+        _nfc._ask_unicodedata(),
+    )
