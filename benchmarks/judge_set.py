@@ -5,7 +5,7 @@
 
 Built deterministically (fixed seeds, sorted inputs) from:
 
-* real text from ``/work/shared/data/corpora`` (``--corpora``): Python documentation paragraphs,
+* real text from ``../shared/data/corpora`` beside the checkout (``--corpora``): Python documentation paragraphs,
   the Debian reference (English and Chinese), Jargon File entries, KJV verses. A *good* item is a
   whole prose paragraph (200-700 characters, ends a sentence, no markup or URLs). A *bad* item is
   a different real paragraph made clearly bad in one way a data-quality judge must catch: word
@@ -32,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "data" / "judge_set.jsonl"
-CORPORA = Path("/work/shared/data/corpora")
+CORPORA = REPO.parent / "shared" / "data" / "corpora"  # beside the checkout, as the tests find it
 PAIRS = REPO / "tests" / "operators" / "reasoning" / "answer_pairs.txt"
 SEEDS = REPO / "examples" / "math_seeds.jsonl"
 

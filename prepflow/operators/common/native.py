@@ -74,14 +74,14 @@ class Native:
             first_doc,
             *_pointers(table, kept, sizes, doc, length, any_flag, all_flag, flags, lead, start),
         )
-        sizes = sizes[:count]
+        sizes = sizes[:count]  # views: the caller concatenates the chunks' parts anyway
         return (
             kept[: int(sizes.sum())].tobytes(),
-            sizes.copy(),
-            doc[:count].copy(),
-            length[:count].copy(),
-            any_flag[:count].copy(),
-            all_flag[:count].copy(),
+            sizes,
+            doc[:count],
+            length[:count],
+            any_flag[:count],
+            all_flag[:count],
         )
 
     def cut_tokens(
@@ -101,7 +101,7 @@ class Native:
             *_pointers(kept, sizes, per_doc),
         )
         sizes = sizes[:count]
-        return kept[: int(sizes.sum())].tobytes(), sizes.copy(), per_doc
+        return kept[: int(sizes.sum())].tobytes(), sizes, per_doc
 
     def tidy_whitespace(self, texts: pa.Array) -> pa.Array:
         """The whitespace of ``texts`` (strings) tidied as ``refiners._tidy_re2`` does, except
