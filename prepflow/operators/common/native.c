@@ -1,14 +1,17 @@
 /* The word and token cutters of prepflow's text filters, and the whitespace tidy of its
- * whitespace refiner, each in one pass over UTF-8 bytes.
+ * whitespace refiner, each in one pass over UTF-8 bytes; and fastText's prediction for its
+ * language ID (at the end of this file).
  *
  * Each function does what its twin does (operators/text/_words.py `_cut`,
- * operators/common/ngrams.py `_cut`, operators/text/refiners.py `_tidy_re2`), the cutters with the
- * same character table (one flag byte per code point, asked of RE2 by the Python side), so both
- * give the same result on every input; the tests hold both to the regex definitions. The caller allocates every output (a word or token has at least
- * one byte, so each array has room for one entry per input byte) and the scratch space.
- * Input is valid UTF-8 (an Arrow string array's data). Called through ctypes, which releases the
- * GIL for the call, so two threads cut in parallel.
+ * operators/common/ngrams.py `_cut`, operators/text/refiners.py `_tidy_re2`, fastText's binding),
+ * the cutters with the same character table (one flag byte per code point, asked of RE2 by the
+ * Python side), so both give the same result on every input; the tests hold each pair to the
+ * same answers. The caller allocates every output (a word or token has at least one byte, so
+ * each array has room for one entry per input byte) and the scratch space. Input is valid UTF-8
+ * (an Arrow string array's data). Called through ctypes, which releases the GIL for the call, so
+ * two threads run them in parallel.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -227,4 +230,206 @@ int64_t pf_tidy_whitespace(const uint8_t *restrict data, const int64_t *restrict
         out_ends[d] = o;
     }
     return o;
+}
+
+/* ---- fastText's supervised prediction (language ID), as fastText 0.9 computes it ----------
+ *
+ * The model's arrays are read by operators/text/_fasttext.py (a quantized input matrix, a dense
+ * output matrix, hierarchical softmax, no word n-grams: lid.176.ftz); this does what fastText's
+ * Dictionary::getLine, Model::computeHidden and HierarchicalSoftmaxLoss::dfs do for k = 1, in
+ * the same order and the same float arithmetic, so the label and the probability are fastText's
+ * bit for bit (the tests compare them on every corpus). */
+
+#define FT_KSUB 256
+#define FT_EMPTY (-1)
+
+typedef struct {
+    int32_t dim, nsubq, dsub, lastdsub; /* the product quantizer of the input matrix */
+    int32_t minn, maxn, bucket, nwords, nlabels;
+    int64_t pruned;                       /* fastText's pruneidx_size_: -1 none, 0 no n-grams */
+    const uint8_t *words;                 /* the dictionary's entries, back to back */
+    const int64_t *word_offsets;          /* size + 1 */
+    const int8_t *word_types;             /* 0 word, 1 label */
+    const int32_t *word_slots;            /* open addressing by FNV hash: entry id or -1 */
+    uint32_t word_mask;
+    const int32_t *prune_keys, *prune_values; /* open addressing: n-gram bucket -> input row */
+    uint32_t prune_mask;
+    const uint8_t *codes;                 /* nsubq codes per input row */
+    const float *centroids;               /* dim x 256 */
+    const uint8_t *norm_codes;            /* one per input row, or NULL (no norm quantizer) */
+    const float *norm_centroids;          /* 256 */
+    const float *output;                  /* (nlabels - 1) x dim: the tree's inner nodes */
+    const int32_t *left, *right;          /* the Huffman tree over the labels, 2 nlabels - 1 */
+} pf_fasttext;
+
+/* fastText's FNV-1a, which reads the bytes as signed chars (its released models depend on it). */
+static inline uint32_t ft_hash_step(uint32_t h, uint8_t byte) {
+    return (h ^ (uint32_t)(int32_t)(int8_t)byte) * 16777619u;
+}
+
+static inline uint32_t ft_hash(const uint8_t *s, int64_t n) {
+    uint32_t h = 2166136261u;
+    for (int64_t i = 0; i < n; i++) h = ft_hash_step(h, s[i]);
+    return h;
+}
+
+static inline uint32_t ft_mix(uint32_t key) { return key * 2654435761u; }
+
+/* Index the dictionary (word_slots, mask + 1 slots, all -1) and the pruned n-grams (prune_keys
+ * all -1). */
+void pf_fasttext_index(const uint8_t *words, const int64_t *word_offsets, int32_t size,
+                       int32_t *word_slots, uint32_t word_mask, const int32_t *keys,
+                       const int32_t *values, int64_t n_keys, int32_t *prune_keys,
+                       int32_t *prune_values, uint32_t prune_mask) {
+    for (int32_t w = 0; w < size; w++) {
+        uint32_t slot = ft_hash(words + word_offsets[w], word_offsets[w + 1] - word_offsets[w]);
+        while (word_slots[slot & word_mask] != FT_EMPTY) slot++;
+        word_slots[slot & word_mask] = w;
+    }
+    for (int64_t k = 0; k < n_keys; k++) {
+        uint32_t slot = ft_mix((uint32_t)keys[k]);
+        while (prune_keys[slot & prune_mask] != FT_EMPTY) slot++;
+        prune_keys[slot & prune_mask] = keys[k];
+        prune_values[slot & prune_mask] = values[k];
+    }
+}
+
+static int32_t ft_word_id(const pf_fasttext *m, const uint8_t *s, int64_t n, uint32_t h) {
+    for (uint32_t slot = h;; slot++) {
+        int32_t w = m->word_slots[slot & m->word_mask];
+        if (w == FT_EMPTY) return -1;
+        int64_t lo = m->word_offsets[w];
+        if (m->word_offsets[w + 1] - lo == n && memcmp(m->words + lo, s, (size_t)n) == 0) return w;
+    }
+}
+
+/* hidden += row i of the quantized input matrix (QuantMatrix::addRowToVector). */
+static void ft_add_row(const pf_fasttext *m, int64_t i, float *hidden) {
+    float norm = m->norm_codes ? m->norm_centroids[m->norm_codes[i]] : 1.0f;
+    const uint8_t *code = m->codes + (int64_t)m->nsubq * i;
+    for (int32_t q = 0; q < m->nsubq; q++) {
+        int last = q == m->nsubq - 1;
+        int32_t d = last ? m->lastdsub : m->dsub;
+        const float *c = m->centroids + (last ? (int64_t)q * FT_KSUB * m->dsub + code[q] * d
+                                              : ((int64_t)q * FT_KSUB + code[q]) * m->dsub);
+        for (int32_t k = 0; k < d; k++) hidden[q * m->dsub + k] += norm * c[k];
+    }
+}
+
+/* Dictionary::pushHash then the row's addition; returns the rows added (0 or 1). */
+static int ft_add_ngram(const pf_fasttext *m, int32_t id, float *hidden) {
+    if (m->pruned == 0) return 0;
+    if (m->pruned > 0) {
+        uint32_t slot = ft_mix((uint32_t)id);
+        for (;; slot++) {
+            int32_t key = m->prune_keys[slot & m->prune_mask];
+            if (key == FT_EMPTY) return 0;
+            if (key == id) break;
+        }
+        id = m->prune_values[slot & m->prune_mask];
+    }
+    ft_add_row(m, (int64_t)m->nwords + id, hidden);
+    return 1;
+}
+
+/* Dictionary::computeSubwords of "<" word ">" (in `w`, n bytes); returns the rows added. */
+static int64_t ft_add_subwords(const pf_fasttext *m, const uint8_t *w, int64_t n, float *hidden) {
+    int64_t rows = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if ((w[i] & 0xC0) == 0x80) continue;
+        uint32_t h = 2166136261u;
+        int64_t j = i;
+        for (int32_t len = 1; j < n && len <= m->maxn; len++) {
+            h = ft_hash_step(h, w[j++]);
+            while (j < n && (w[j] & 0xC0) == 0x80) h = ft_hash_step(h, w[j++]);
+            if (len >= m->minn && !(len == 1 && (i == 0 || j == n)))
+                rows += ft_add_ngram(m, (int32_t)(h % (uint32_t)m->bucket), hidden);
+        }
+    }
+    return rows;
+}
+
+static float ft_std_log(float x) { return (float)log((double)x + 1e-5); }
+
+/* HierarchicalSoftmaxLoss::dfs with k = 1: a leaf reached replaces the best (fastText's heap
+ * keeps the later of equal scores). */
+static void ft_dfs(const pf_fasttext *m, int32_t node, float score, float threshold,
+                   const float *hidden, float *best, int32_t *best_leaf) {
+    if (score < ft_std_log(threshold)) return;
+    if (*best_leaf >= 0 && score < *best) return;
+    if (m->left[node] == -1 && m->right[node] == -1) {
+        *best = score;
+        *best_leaf = node;
+        return;
+    }
+    const float *row = m->output + (int64_t)(node - m->nlabels) * m->dim;
+    float f = 0.0f;
+    for (int32_t k = 0; k < m->dim; k++) f += row[k] * hidden[k];
+    f = (float)(1.0 / (double)(1.0f + expf(-f)));
+    ft_dfs(m, m->left[node], score + ft_std_log((float)(1.0 - (double)f)), threshold, hidden, best,
+           best_leaf);
+    ft_dfs(m, m->right[node], score + ft_std_log(f), threshold, hidden, best, best_leaf);
+}
+
+static int ft_separator(uint8_t c) {
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' || c == '\0';
+}
+
+/* The most likely label of each document read as one line (the text, then a line break, as
+ * fastText's predict is called), into labels (-1: no input row, no prediction) and its
+ * probability into probs. `scratch` holds the longest document plus 2 bytes, `hidden` dim floats. */
+void pf_fasttext_predict(const pf_fasttext *m, const uint8_t *data, const int64_t *offsets,
+                         int64_t n_docs, float threshold, uint8_t *scratch, float *hidden,
+                         int32_t *labels, float *probs) {
+    static const uint8_t eos[] = "</s>";
+    static const uint8_t label_prefix[] = "__label__";
+    for (int64_t d = 0; d < n_docs; d++) {
+        int64_t end = offsets[d + 1], rows = 0;
+        memset(hidden, 0, sizeof(float) * (size_t)m->dim);
+        for (int64_t i = offsets[d]; i <= end;) {
+            /* readWord: skip separators; a line break (the one after the text included) with no
+             * word before it is the end-of-sentence token, and the line's last */
+            const uint8_t *token;
+            int64_t n;
+            while (i < end && data[i] != '\n' && ft_separator(data[i])) i++;
+            if (i == end || data[i] == '\n') {
+                token = eos;
+                n = 4;
+                i = end + 1;
+            } else {
+                int64_t begin = i;
+                while (i < end && !ft_separator(data[i])) i++;
+                token = data + begin;
+                n = i - begin;
+            }
+            int32_t wid = ft_word_id(m, token, n, ft_hash(token, n));
+            int is_label = wid >= 0 ? m->word_types[wid] == 1
+                                    : n >= 9 && memcmp(token, label_prefix, 9) == 0;
+            if (is_label) continue; /* a label in the text: not an input (it is never "</s>") */
+            if (wid >= 0) {
+                ft_add_row(m, wid, hidden);
+                rows++;
+            }
+            if (n == 4 && memcmp(token, eos, 4) == 0) {
+                i = end + 1; /* fastText ends the line at the token, a literal "</s>" too */
+                continue;
+            }
+            scratch[0] = '<';
+            memcpy(scratch + 1, token, (size_t)n);
+            scratch[n + 1] = '>';
+            rows += ft_add_subwords(m, scratch, n + 2, hidden);
+        }
+        labels[d] = -1;
+        probs[d] = 0.0f;
+        if (rows == 0) continue;
+        float scale = (float)(1.0 / (double)rows);
+        for (int32_t k = 0; k < m->dim; k++) hidden[k] *= scale;
+        float best = 0.0f;
+        int32_t leaf = -1;
+        ft_dfs(m, 2 * m->nlabels - 2, 0.0f, threshold, hidden, &best, &leaf);
+        if (leaf >= 0) {
+            labels[d] = leaf;
+            probs[d] = expf(best);
+        }
+    }
 }

