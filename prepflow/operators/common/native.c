@@ -232,6 +232,21 @@ int64_t pf_tidy_whitespace(const uint8_t *restrict data, const int64_t *restrict
     return o;
 }
 
+/* Per document, its bytes of each class: out[d * n_classes + c - 1] counts the bytes b with
+ * table[b] == c (class 0 is not counted). */
+void pf_count_bytes(const uint8_t *restrict data, const int64_t *restrict offsets, int64_t n_docs,
+                    const uint8_t *restrict table, int64_t n_classes, int64_t *restrict out) {
+    int64_t counts[256];
+    for (int64_t d = 0; d < n_docs; d++) {
+        memset(counts, 0, sizeof counts);
+        for (int64_t i = offsets[d]; i < offsets[d + 1]; i++) counts[data[i]]++;
+        int64_t *row = out + d * n_classes;
+        memset(row, 0, sizeof(int64_t) * (size_t)n_classes);
+        for (int b = 0; b < 256; b++)
+            if (table[b]) row[table[b] - 1] += counts[b];
+    }
+}
+
 /* ---- fastText's supervised prediction (language ID), as fastText 0.9 computes it ----------
  *
  * The model's arrays are read by operators/text/_fasttext.py (a quantized input matrix, a dense
@@ -252,7 +267,7 @@ typedef struct {
     const int8_t *word_types;             /* 0 word, 1 label */
     const int32_t *word_slots;            /* open addressing by FNV hash: entry id or -1 */
     uint32_t word_mask;
-    const int32_t *prune_keys, *prune_values; /* open addressing: n-gram bucket -> input row */
+    const uint64_t *prune_slots; /* open addressing: (bucket + 1) << 32 | input row; 0 empty */
     uint32_t prune_mask;
     const uint8_t *codes;                 /* nsubq codes per input row */
     const float *centroids;               /* dim x 256 */
@@ -275,12 +290,12 @@ static inline uint32_t ft_hash(const uint8_t *s, int64_t n) {
 
 static inline uint32_t ft_mix(uint32_t key) { return key * 2654435761u; }
 
-/* Index the dictionary (word_slots, mask + 1 slots, all -1) and the pruned n-grams (prune_keys
- * all -1). */
+/* Index the dictionary (word_slots, mask + 1 slots, all -1) and the pruned n-grams (prune_slots
+ * all 0; a key and its row in one slot, one memory access a probe). */
 void pf_fasttext_index(const uint8_t *words, const int64_t *word_offsets, int32_t size,
                        int32_t *word_slots, uint32_t word_mask, const int32_t *keys,
-                       const int32_t *values, int64_t n_keys, int32_t *prune_keys,
-                       int32_t *prune_values, uint32_t prune_mask) {
+                       const int32_t *values, int64_t n_keys, uint64_t *prune_slots,
+                       uint32_t prune_mask) {
     for (int32_t w = 0; w < size; w++) {
         uint32_t slot = ft_hash(words + word_offsets[w], word_offsets[w + 1] - word_offsets[w]);
         while (word_slots[slot & word_mask] != FT_EMPTY) slot++;
@@ -288,9 +303,8 @@ void pf_fasttext_index(const uint8_t *words, const int64_t *word_offsets, int32_
     }
     for (int64_t k = 0; k < n_keys; k++) {
         uint32_t slot = ft_mix((uint32_t)keys[k]);
-        while (prune_keys[slot & prune_mask] != FT_EMPTY) slot++;
-        prune_keys[slot & prune_mask] = keys[k];
-        prune_values[slot & prune_mask] = values[k];
+        while (prune_slots[slot & prune_mask]) slot++;
+        prune_slots[slot & prune_mask] = ((uint64_t)keys[k] + 1) << 32 | (uint32_t)values[k];
     }
 }
 
@@ -320,13 +334,13 @@ static void ft_add_row(const pf_fasttext *m, int64_t i, float *hidden) {
 static int ft_add_ngram(const pf_fasttext *m, int32_t id, float *hidden) {
     if (m->pruned == 0) return 0;
     if (m->pruned > 0) {
-        uint32_t slot = ft_mix((uint32_t)id);
-        for (;; slot++) {
-            int32_t key = m->prune_keys[slot & m->prune_mask];
-            if (key == FT_EMPTY) return 0;
-            if (key == id) break;
+        uint64_t want = (uint64_t)id + 1, entry;
+        for (uint32_t slot = ft_mix((uint32_t)id);; slot++) {
+            entry = m->prune_slots[slot & m->prune_mask];
+            if (!entry) return 0;
+            if (entry >> 32 == want) break;
         }
-        id = m->prune_values[slot & m->prune_mask];
+        id = (int32_t)(uint32_t)entry;
     }
     ft_add_row(m, (int64_t)m->nwords + id, hidden);
     return 1;
@@ -377,10 +391,12 @@ static int ft_separator(uint8_t c) {
 
 /* The most likely label of each document read as one line (the text, then a line break, as
  * fastText's predict is called), into labels (-1: no input row, no prediction) and its
- * probability into probs. `scratch` holds the longest document plus 2 bytes, `hidden` dim floats. */
+ * probability into probs. With newlines_are_spaces, a line break inside a text separates words
+ * as a space does instead of ending the line (as if every whitespace run were one space).
+ * `scratch` holds the longest document plus 2 bytes, `hidden` dim floats. */
 void pf_fasttext_predict(const pf_fasttext *m, const uint8_t *data, const int64_t *offsets,
-                         int64_t n_docs, float threshold, uint8_t *scratch, float *hidden,
-                         int32_t *labels, float *probs) {
+                         int64_t n_docs, int newlines_are_spaces, float threshold,
+                         uint8_t *scratch, float *hidden, int32_t *labels, float *probs) {
     static const uint8_t eos[] = "</s>";
     static const uint8_t label_prefix[] = "__label__";
     for (int64_t d = 0; d < n_docs; d++) {
@@ -391,7 +407,8 @@ void pf_fasttext_predict(const pf_fasttext *m, const uint8_t *data, const int64_
              * word before it is the end-of-sentence token, and the line's last */
             const uint8_t *token;
             int64_t n;
-            while (i < end && data[i] != '\n' && ft_separator(data[i])) i++;
+            while (i < end && ft_separator(data[i]) && (newlines_are_spaces || data[i] != '\n'))
+                i++;
             if (i == end || data[i] == '\n') {
                 token = eos;
                 n = 4;

@@ -53,8 +53,7 @@ class FastText(ctypes.Structure):
         *((name, ctypes.c_void_p) for name in ("words", "word_offsets", "word_types")),
         ("word_slots", ctypes.c_void_p),
         ("word_mask", ctypes.c_uint32),
-        ("prune_keys", ctypes.c_void_p),
-        ("prune_values", ctypes.c_void_p),
+        ("prune_slots", ctypes.c_void_p),
         ("prune_mask", ctypes.c_uint32),
         *((name, ctypes.c_void_p) for name in ("codes", "centroids", "norm_codes")),
         *((name, ctypes.c_void_p) for name in ("norm_centroids", "output", "left", "right")),
@@ -75,23 +74,17 @@ class Native:
         self._tidy = lib.pf_tidy_whitespace
         self._tidy.restype = i64
         self._tidy.argtypes = [p, p, i64, p, p]
+        self._count_bytes = lib.pf_count_bytes
+        self._count_bytes.restype = None
+        self._count_bytes.argtypes = [p, p, i64, p, i64, p]
         self._ft_index = lib.pf_fasttext_index
         self._ft_index.restype = None
         u32 = ctypes.c_uint32
-        self._ft_index.argtypes = [p, p, ctypes.c_int32, p, u32, p, p, i64, p, p, u32]
+        self._ft_index.argtypes = [p, p, ctypes.c_int32, p, u32, p, p, i64, p, u32]
         self._ft_predict = lib.pf_fasttext_predict
         self._ft_predict.restype = None
-        self._ft_predict.argtypes = [
-            ctypes.POINTER(FastText),
-            p,
-            p,
-            i64,
-            ctypes.c_float,
-            p,
-            p,
-            p,
-            p,
-        ]
+        model, flag, real = ctypes.POINTER(FastText), ctypes.c_int, ctypes.c_float
+        self._ft_predict.argtypes = [model, p, p, i64, flag, real, p, p, p, p]
 
     def cut_words(
         self, data: np.ndarray, offsets: np.ndarray, first_doc: int, table: np.ndarray
@@ -156,6 +149,19 @@ class Native:
         valid = to_numpy(pc.is_valid(texts)) if texts.null_count else None
         return string_array(out[:size].tobytes(), np.diff(ends, prepend=0), valid)
 
+    def count_bytes(self, texts: pa.Array, table: np.ndarray, n_classes: int) -> np.ndarray:
+        """Per text (strings), its bytes of each class: an (n texts, n_classes) array whose
+        column c - 1 counts the bytes b with ``table[b] == c`` (uint8, 256 entries)."""
+        offsets = string_offsets(texts)
+        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
+        offsets = _contiguous(offsets - offsets[0], np.int64)
+        out = np.empty((len(texts), n_classes), np.int64)
+        self._count_bytes(
+            *_pointers(data, offsets), len(texts), *_pointers(_contiguous(table, np.uint8)),
+            n_classes, *_pointers(out),
+        )  # fmt: skip
+        return out
+
     def fasttext_index(
         self, model: FastText, words: np.ndarray, word_offsets: np.ndarray, prune: np.ndarray
     ) -> list[np.ndarray]:
@@ -163,8 +169,7 @@ class Native:
         pairs of bucket and row); returns them, for the caller to keep alive."""
         word_slots = np.full(_table_size(len(word_offsets) - 1), -1, np.int32)
         keys, values = (_contiguous(prune[:, k], np.int32) for k in (0, 1))
-        prune_keys = np.full(_table_size(len(keys)), -1, np.int32)
-        prune_values = np.zeros_like(prune_keys)
+        prune_slots = np.zeros(_table_size(len(keys)), np.uint64)
         self._ft_index(
             *_pointers(words, word_offsets),
             len(word_offsets) - 1,
@@ -172,19 +177,19 @@ class Native:
             len(word_slots) - 1,
             *_pointers(keys, values),
             len(keys),
-            *_pointers(prune_keys, prune_values),
-            len(prune_keys) - 1,
+            *_pointers(prune_slots),
+            len(prune_slots) - 1,
         )
         model.word_slots, model.word_mask = word_slots.ctypes.data, len(word_slots) - 1
-        model.prune_keys, model.prune_values = prune_keys.ctypes.data, prune_values.ctypes.data
-        model.prune_mask = len(prune_keys) - 1
-        return [word_slots, prune_keys, prune_values]
+        model.prune_slots, model.prune_mask = prune_slots.ctypes.data, len(prune_slots) - 1
+        return [word_slots, prune_slots]
 
     def fasttext_predict(
-        self, model: FastText, texts: pa.Array, threshold: float
+        self, model: FastText, texts: pa.Array, threshold: float, newlines_are_spaces: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """fastText's best label (index, -1 for none) and its probability for each of ``texts``
-        (strings without nulls), each read as one line."""
+        (strings without nulls), each read as one line (ended by its first line break, unless
+        ``newlines_are_spaces``)."""
         offsets = string_offsets(texts)
         data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
         offsets = _contiguous(offsets - offsets[0], np.int64)
@@ -195,6 +200,7 @@ class Native:
             ctypes.byref(model),
             *_pointers(data, offsets),
             len(texts),
+            int(newlines_are_spaces),
             threshold,
             *_pointers(scratch, hidden, labels, probs),
         )

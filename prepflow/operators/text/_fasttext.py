@@ -39,10 +39,15 @@ class Model:
     labels: pa.Array
     arrays: list[np.ndarray] = field(repr=False)
 
-    def predict(self, texts: pa.Array, threshold: float = 0.0) -> tuple[pa.Array, np.ndarray]:
+    def predict(
+        self, texts: pa.Array, threshold: float = 0.0, *, newlines_are_spaces: bool = False
+    ) -> tuple[pa.Array, np.ndarray]:
         """The most likely label of each text (null where the text gives the model no input)
-        and its probability, as fastText's ``predict(text + "\\n", k=1)`` gives them."""
-        index, probs = self.native.fasttext_predict(self.struct, texts, threshold)
+        and its probability, as fastText's ``predict(text + "\\n", k=1)`` gives them; with
+        ``newlines_are_spaces``, as it gives them for the text with its line breaks as spaces."""
+        index, probs = self.native.fasttext_predict(
+            self.struct, texts, threshold, newlines_are_spaces
+        )
         return self.labels.take(from_numpy(index, valid=index >= 0)), probs.astype(np.float64)
 
 

@@ -15,7 +15,7 @@ space-separated scripts (mean word length) are NaN there, and NaN never fails a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache, cached_property
 from importlib import resources
 
@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.tables import strings, to_numpy
+from prepflow.core.tables import from_numpy, strings, to_numpy
+from prepflow.operators.common import native
 from prepflow.operators.common.utf8 import plain, string_data, string_offsets
 from prepflow.operators.text._words import Words, words
 
@@ -38,6 +39,11 @@ BULLETS = r"[•‣⁃◦●▪\-*]"  # noqa: RUF001
 SENTENCE_END = r"""[.!?]+["'”’)\]]*(?:\s|$)|[。！？]+"""  # noqa: RUF001
 
 
+#: The byte classes every :class:`DocStats` counts in one pass, and their columns.
+_BYTE_CLASSES = ((9, 10, 11, 12, 13, 32), range(0xE3, 0xEA), range(0x30, 0x3A), (ord("#"),))
+_ASCII_SPACE, _CJK_LEAD, _DIGIT, _HASH = range(4)
+
+
 @cache
 def stopwords(lang: str) -> frozenset[str]:
     """The stop-word list shipped for ``lang`` (``stopwords_<lang>.txt`` beside this module)."""
@@ -48,17 +54,27 @@ def stopwords(lang: str) -> frozenset[str]:
     return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith("#"))
 
 
-def byte_count(texts: pa.Array, values: Iterable[int]) -> np.ndarray:
-    """Per text, the UTF-8 bytes whose value is in ``values`` (ASCII classes, UTF-8 lead bytes)."""
+def byte_counts(texts: pa.Array, classes: Sequence[Iterable[int]]) -> np.ndarray:
+    """Per text, its UTF-8 bytes in each class of byte values (ASCII classes, UTF-8 lead
+    bytes): an (n texts, n classes) array. One C pass for every class, else numpy per class."""
+    table = np.zeros(256, dtype=np.uint8)
+    for c, values in enumerate(classes, 1):
+        table[list(values)] = c
+    lib = native.library()
+    if lib is not None:
+        return lib.count_bytes(texts, table, len(classes))
+    return np.stack([_byte_count(texts, table == c) for c in range(1, len(classes) + 1)], 1)
+
+
+def _byte_count(texts: pa.Array, counted: np.ndarray) -> np.ndarray:
+    """Per text, its bytes b with ``counted[b]``."""
     offsets = string_offsets(texts)
     if offsets[-1] == offsets[0]:
         return np.zeros(len(texts), dtype=np.int64)
     data = string_data(texts)[offsets[0] : offsets[-1]]
-    table = np.zeros(256, dtype=np.uint8)
-    table[list(values)] = 1
     starts = offsets[:-1] - offsets[0]
     counts = np.add.reduceat(
-        np.take(table, data), np.minimum(starts, len(data) - 1), dtype=np.int64
+        np.take(counted.astype(np.uint8), data), np.minimum(starts, len(data) - 1), dtype=np.int64
     )
     counts[offsets[1:] == offsets[:-1]] = 0  # reduceat gives an empty text one byte
     return counts
@@ -124,6 +140,14 @@ class _Groups:
         self.counts = np.bincount(rank) if n else np.zeros(0, np.int64)
 
 
+def _any_of(values: np.ndarray, wanted: set[int]) -> np.ndarray:
+    """``np.isin`` for small non-negative integers (word lengths), by table lookup."""
+    top = max(wanted, default=0) + 1
+    table = np.zeros(top + 1, dtype=bool)
+    table[list(wanted)] = True
+    return table[np.minimum(values, top)]
+
+
 def _first_occurrence(doc: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """True where (doc, id) appears for the first time in array order."""
     return _Groups(doc * (int(ids.max(initial=0)) + 1) + ids, doc).first
@@ -149,20 +173,24 @@ class DocStats:
         return to_numpy(fn(self.text, pattern, ignore_case=ignore_case)).astype(np.int64)
 
     @cached_property
+    def _bytes(self) -> np.ndarray:
+        """Per document, its bytes of each of :data:`_BYTE_CLASSES`, in one pass."""
+        return byte_counts(self.text, _BYTE_CLASSES)
+
+    @cached_property
     def n_non_space_chars(self) -> np.ndarray:
         """Characters that are not ASCII whitespace (tab to carriage return, space)."""
-        return self.n_chars - byte_count(self.text, (9, 10, 11, 12, 13, 32))
+        return self.n_chars - self._bytes[:, _ASCII_SPACE]
 
     @cached_property
     def is_cjk(self) -> np.ndarray:
         """At least CJK_DOC_RATIO of non-space characters in U+3000-U+9FFF (UTF-8 leads E3-E9)."""
-        cjk = byte_count(self.text, range(0xE3, 0xEA))
-        return cjk >= CJK_DOC_RATIO * np.maximum(self.n_non_space_chars, 1)
+        return self._bytes[:, _CJK_LEAD] >= CJK_DOC_RATIO * np.maximum(self.n_non_space_chars, 1)
 
     @cached_property
     def digit_ratio(self) -> np.ndarray:
         """ASCII digits over all characters."""
-        return _ratio(byte_count(self.text, range(0x30, 0x3A)), self.n_chars)
+        return _ratio(self._bytes[:, _DIGIT], self.n_chars)
 
     @cached_property
     def sentences(self) -> np.ndarray:
@@ -237,7 +265,7 @@ class DocStats:
         return _ratio(self._words.count(first), self.word_count)
 
     def hash_word_ratio(self) -> np.ndarray:
-        return _ratio(self.count("#", regex=False), self.n_words)
+        return _ratio(self._bytes[:, _HASH], self.n_words)
 
     def ellipsis_word_ratio(self) -> np.ndarray:
         return _ratio(self.count(r"\.\.\.|…"), self.n_words)
@@ -245,18 +273,29 @@ class DocStats:
     def stopword_count(self, words: Iterable[str] | None = None) -> np.ndarray:
         """Distinct stop words present. ``None``: the shipped list, Chinese for CJK documents."""
         if words is not None:
-            vocab, first_zh = sorted({w.lower() for w in words}), None
+            lists = [sorted({w.lower() for w in words})]
         else:
-            en, zh = sorted(stopwords("en")), sorted(stopwords("zh"))
-            vocab, first_zh = en + zh, len(en)
-        index = pc.index_in(self._lower_words, strings(vocab))
-        hits = np.flatnonzero(to_numpy(pc.is_valid(index)))
+            lists = [sorted(stopwords("en")), sorted(stopwords("zh"))]
+        vocab = [w for words_of in lists for w in words_of]
+        # Arrow lower-cases code point by code point, so a word can only be a stop word of its
+        # own length: lower-case and look up just those (of the document's script's list)
+        lengths = [_any_of(self._cut.length, {len(w) for w in words_of}) for words_of in lists]
+        candidate = lengths[0] if len(lists) == 1 else np.where(self._word_is_cjk, *lengths[::-1])
+        rows = np.flatnonzero(candidate)
+        lowered = pc.utf8_lower(self._words.values.take(from_numpy(rows)))
+        index = pc.index_in(lowered, strings(vocab))
+        hits = to_numpy(pc.is_valid(index))
         which = to_numpy(index.filter(pc.is_valid(index))).astype(np.int64)
-        doc = self._words.doc[hits]
-        if first_zh is not None:  # count each script's list only in documents of that script
-            own = (which >= first_zh) == self.is_cjk[doc]
+        doc = self._words.doc[rows[hits]]
+        if len(lists) > 1:  # count each script's list only in documents of that script
+            own = (which >= len(lists[0])) == self.is_cjk[doc]
             doc, which = doc[own], which[own]
         return np.bincount(doc[_first_occurrence(doc, which)], minlength=self.n)
+
+    @cached_property
+    def _word_is_cjk(self) -> np.ndarray:
+        """Per word, whether its document is CJK."""
+        return self.is_cjk[self._words.doc]
 
     # ---- n-gram repetition (Gopher) --------------------------------------------------------
 

@@ -67,15 +67,14 @@ def _py3langid() -> Any:
 def identify(texts: pa.Array, backend: str, max_chars: int) -> tuple[pa.Array, np.ndarray]:
     """(ISO 639-1 code, null for texts without letters; probability) of each text's prefix."""
     prefix = pc.utf8_slice_codeunits(fill_null(texts, ""), 0, max_chars)
-    prefix = pc.replace_substring_regex(prefix, r"\s+", " ")
     letters = to_numpy(pc.match_substring_regex(prefix, r"\p{L}"))
     model = _fasttext_native() if backend == "fasttext" else None
-    if model is not None:
-        langs, scores = model.predict(prefix)
+    if model is not None:  # whitespace runs read as one space: no rewrite needed
+        langs, scores = model.predict(prefix, newlines_are_spaces=True)
         valid = letters & to_numpy(pc.is_valid(langs))
         none = scalar(None, pa.string())
         return pc.if_else(from_numpy(valid), langs, none), np.where(valid, scores.clip(max=1), 0)
-    values = prefix.to_pylist()
+    values = pc.replace_substring_regex(prefix, r"\s+", " ").to_pylist()
     found: list[str | None] = [None] * len(values)
     scores = np.zeros(len(values))
     rows = np.flatnonzero(letters).tolist()

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import struct
 from itertools import islice
 
@@ -90,7 +91,8 @@ def test_the_c_predictor_reads_a_line_as_fasttext_does():
     """fastText's reading of a line, where a text is not a tidy prefix: every separator byte
     (NUL and vertical tab included), a line break that ends the line early, a literal ``</s>``
     (which ends it too), words of the dictionary's labels and label-like words (never inputs),
-    long tokens, every script, and texts that give the model nothing (no answer on either side)."""
+    long tokens, every script; and, with line breaks read as spaces, what the model answers for
+    the text with each whitespace run one space (what ``identify`` asks, without rewriting)."""
     model = langid._fasttext_native()
     if model is None:
         pytest.skip(native.build())
@@ -104,13 +106,21 @@ def test_the_c_predictor_reads_a_line_as_fasttext_does():
     for _ in range(5000):
         texts.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))))
     labels, probs = model.predict(pa.array(texts, pa.string()))
+    spaced, spaced_probs = model.predict(pa.array(texts, pa.string()), newlines_are_spaces=True)
     predict = _fasttext_binding().f.predict  # the model's own call (the wrapper refuses "\n")
-    for text, label, prob in zip(texts, labels.to_pylist(), probs, strict=True):
-        expected = [
-            (p, name.removeprefix("__label__"))
-            for p, name in predict(text + "\n", 1, 0.0, "strict")
-        ]
-        assert ([(prob, label)] if label is not None else []) == expected, repr(text)
+    for text, label, prob, as_spaces in zip(
+        texts,
+        labels.to_pylist(),
+        probs,
+        zip(spaced.to_pylist(), spaced_probs, strict=True),
+        strict=True,
+    ):
+        for line, got in ((text, (label, prob)), (re.sub(r"[\t\n\f\r ]+", " ", text), as_spaces)):
+            expected = [
+                (p, name.removeprefix("__label__"))
+                for p, name in predict(line + "\n", 1, 0.0, "strict")
+            ]
+            assert ([got[::-1]] if got[0] is not None else []) == expected, repr(text)
 
 
 def test_models_the_c_predictor_does_not_handle_are_said_so(tmp_path):

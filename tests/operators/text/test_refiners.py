@@ -93,6 +93,46 @@ def test_unicode_fixer_equals_ftfy_on_real_text(run, shared_data):
     assert texts(run(UnicodeFixer(), docs)) == [ftfy.fix_text(d, config) for d in docs]
 
 
+_FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, explain=False)
+
+
+def test_unicode_fixer_runs_ftfy_on_lines_as_ftfy_does(run):
+    """ftfy runs only on the lines holding a character it acts on: the text must still be what
+    ftfy makes of it whole, with HTML unescaping off from the first line holding "<"."""
+    lines = [
+        "clean line", "cafÃ© line", "x &lt; y &amp; z", "<b>tag</b>", "after &lt; tag",
+        "ﬁne", "\r", "", "中文，“引号”。", "Ã©tÃ©\x1b[31m", "\u2028", "plain",
+    ]  # fmt: skip
+    rng = random.Random(3)
+    docs = ["", "\n", "a\n\n", "x &lt; y\n<p>\nz &gt; w", "<p>\nx &lt; y", "cafÃ©"]
+    for _ in range(300):
+        picked = [rng.choice(lines) for _ in range(rng.randint(1, 8))]
+        docs.append(rng.choice(["\n", "\r\n"]).join(picked) + rng.choice(["", "\n"]))
+    assert texts(run(UnicodeFixer(), docs)) == [ftfy.fix_text(d, _FTFY_CONFIG) for d in docs]
+
+
+def test_unicode_fixer_cuts_long_lines_where_ftfy_does():
+    """A line longer than ftfy's ``max_decode_length`` is fixed in pieces of that length."""
+    config = _FTFY_CONFIG._replace(max_decode_length=7)
+    docs = ["cafÃ© cafÃ© cafÃ©\nshort\n" + "Ã©" * 20, "x" * 30 + "&lt;" + "y" * 9]
+    pattern = f"{refiners._FTFY_CHARS}|{badness_re2()}"
+    fixed = refiners._fix_text(pa.array(docs), pattern=pattern, config=config)
+    assert fixed.to_pylist() == [ftfy.fix_text(d, config) for d in docs]
+
+
+@pytest.mark.slow
+def test_unicode_fixer_equals_ftfy_on_every_corpus_document_it_sends(run, shared_data):
+    """Every corpus document holding a character ftfy acts on: ftfy's result, line by line."""
+    docs = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            docs += [json.loads(line)["text"] for line in f]
+    pattern = f"{refiners._FTFY_CHARS}|{badness_re2()}"
+    sent = pa.array(docs).filter(pc.match_substring_regex(pa.array(docs), pattern)).to_pylist()
+    assert len(sent) > 100
+    assert texts(run(UnicodeFixer(), sent)) == [ftfy.fix_text(d, _FTFY_CONFIG) for d in sent]
+
+
 def test_boilerplate_line_remover_applies_c4_line_rules(run):
     page = "\n".join(
         [

@@ -1,12 +1,14 @@
 # ruff: noqa: RUF001  (CJK punctuation in literals is intended)
 """The shared measuring core: CJK-aware words and per-document measures on literal texts."""
 
+import json
 import math
+from itertools import islice
 
 import pyarrow as pa
 import pytest
 
-from prepflow.operators.text._stats import DocStats, byte_count, compile_words
+from prepflow.operators.text._stats import DocStats, byte_counts, compile_words, stopwords
 from prepflow.operators.text._words import words as cut_words
 
 TEXTS = [
@@ -101,9 +103,52 @@ def test_compile_words_matches_whole_latin_words_and_cjk_substrings():
     assert s.count(pattern, ignore_case=True).tolist() == [2, 1]
 
 
-def test_byte_count_on_sliced_and_empty_arrays():
+@pytest.mark.usefixtures("cutter")
+def test_byte_counts_on_sliced_and_empty_arrays():
     texts = pa.array(["a b", "", "你好 x", "1 2 3"])
-    assert byte_count(texts, (32,)).tolist() == [1, 0, 1, 2]
-    assert byte_count(texts.slice(1), (32,)).tolist() == [0, 1, 2]
-    assert byte_count(texts, range(0xE3, 0xEA)).tolist() == [0, 0, 2, 0]  # 你 好: lead bytes E4 E5
-    assert byte_count(pa.array(["", ""]), (32,)).tolist() == [0, 0]
+    classes = [(32,), range(0xE3, 0xEA)]  # 你 好: lead bytes E4 E5
+    assert byte_counts(texts, classes).tolist() == [[1, 0], [0, 0], [1, 2], [2, 0]]
+    assert byte_counts(texts.slice(1), classes[:1]).tolist() == [[0], [1], [2]]
+    assert byte_counts(pa.array(["", ""]), classes).tolist() == [[0, 0], [0, 0]]
+    assert byte_counts(texts.slice(4), classes).shape == (0, 2)
+
+
+@pytest.mark.usefixtures("cutter")
+def test_byte_counts_on_every_corpus(shared_data):
+    """Each class's count is the count of its byte values, on every corpus document, in C and
+    in numpy."""
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
+        for line in islice(path.open(encoding="utf-8"), 300)
+    ]
+    classes = [(9, 10, 11, 12, 13, 32), range(0xE3, 0xEA), range(0x30, 0x3A), (0x23,)]
+    counts = byte_counts(pa.array(texts, pa.string()), classes)
+    for text, row in zip(texts, counts.tolist(), strict=True):
+        data = text.encode()
+        assert row == [sum(data.count(b) for b in values) for values in classes]
+
+
+@pytest.mark.usefixtures("cutter")
+@pytest.mark.parametrize("custom", [None, ["The", "K", "ix", "ǆ", "σ", "书", "straße"]])
+def test_stop_words_counted_as_every_word_lower_cased_would_count_them(shared_data, custom):
+    """Only words as long as a stop word are looked up: the count must be what lower-casing
+    every word and looking each up gives, on corpus documents and on words whose lower case
+    is another letter (Kelvin sign, dotted I, titlecase, final sigma, sharp s)."""
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
+        for line in islice(path.open(encoding="utf-8"), 200)
+    ]
+    texts += ["\u212a THE İx ǅ Σ the of", "ẞTRASSE straße İX 书 的 是", "Ｔｈｅ the"]
+    stats = DocStats(pa.array(texts, pa.string()))
+    cut = cut_words(stats.text)
+    lowered = pa.compute.utf8_lower(cut.values).to_pylist()
+    lists = [{w.lower() for w in custom}] if custom else [stopwords("en"), stopwords("zh")]
+    expected = [set() for _ in texts]
+    for doc, word in zip(cut.doc.tolist(), lowered, strict=True):
+        vocab = lists[0] if custom else lists[int(stats.is_cjk[doc])]
+        if word in vocab:
+            expected[doc].add(word)
+    assert stats.stopword_count(custom).tolist() == [len(e) for e in expected]
+    assert sum(map(len, expected)) > 100
