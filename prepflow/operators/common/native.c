@@ -247,6 +247,82 @@ void pf_count_bytes(const uint8_t *restrict data, const int64_t *restrict offset
     }
 }
 
+/* Per text, the matches of RE2's [CJK]|[^\sCJK]+ (C4's words of a line): each CJK character,
+ * and each run of characters neither CJK nor ASCII_SPACE (RE2's \s), with the word flags. */
+void pf_count_line_words(const uint8_t *restrict data, const int64_t *restrict offsets,
+                         int64_t n_texts, const uint8_t *restrict table, int64_t *restrict out) {
+    for (int64_t t = 0; t < n_texts; t++) {
+        int64_t count = 0;
+        int in_run = 0, size;
+        for (int64_t i = offsets[t]; i < offsets[t + 1]; i += size) {
+            uint8_t f = table[data[i] < 0x80 ? (size = 1, data[i]) : decode_at(data, i, &size)];
+            if (f & CJK) {
+                count++;
+                in_run = 0;
+            } else if (f & ASCII_SPACE) {
+                in_run = 0;
+            } else if (!in_run) {
+                count++;
+                in_run = 1;
+            }
+        }
+        out[t] = count;
+    }
+}
+
+static inline int is_re2_space(uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+}
+
+static inline int ends_in_ellipsis(const uint8_t *data, int64_t lo, int64_t hi) {
+    return (hi - lo >= 3 && data[hi - 1] == '.' && data[hi - 2] == '.' && data[hi - 3] == '.') ||
+           (hi - lo >= 3 && data[hi - 3] == 0xE2 && data[hi - 2] == 0x80 && data[hi - 1] == 0xA6);
+}
+
+/* Per document, four counts (out[d * 4 + k]): its lines (split at '\n') that are not blank
+ * (not all RE2 \s), those of them whose first character after \s is one of `bullets`, those
+ * ending in "..." or U+2026 before \s, and the matches of \.\.\.|U+2026 in the whole text. */
+void pf_line_marks(const uint8_t *restrict data, const int64_t *restrict offsets, int64_t n_docs,
+                   const uint32_t *restrict bullets, int64_t n_bullets, int64_t *restrict out) {
+    for (int64_t d = 0; d < n_docs; d++) {
+        int64_t lines = 0, bulleted = 0, trailing = 0, ellipses = 0, end = offsets[d + 1];
+        for (int64_t lo = offsets[d]; lo <= end;) {
+            int64_t hi = lo;
+            while (hi < end && data[hi] != '\n') hi++;
+            int64_t first = lo, last = hi;
+            while (first < hi && is_re2_space(data[first])) first++;
+            while (last > first && is_re2_space(data[last - 1])) last--;
+            if (first < hi) {
+                int size;
+                uint32_t c = decode_at(data, first, &size);
+                lines++;
+                for (int64_t b = 0; b < n_bullets; b++)
+                    if (bullets[b] == c) {
+                        bulleted++;
+                        break;
+                    }
+                trailing += ends_in_ellipsis(data, first, last);
+            }
+            for (int64_t i = lo, dots = 0; i <= hi; i++) {
+                if (i < hi && data[i] == '.') {
+                    dots++;
+                    continue;
+                }
+                ellipses += dots / 3;
+                dots = 0;
+                if (i + 2 < hi && data[i] == 0xE2 && data[i + 1] == 0x80 && data[i + 2] == 0xA6)
+                    ellipses++;
+            }
+            lo = hi + 1;
+        }
+        int64_t *row = out + d * 4;
+        row[0] = lines;
+        row[1] = bulleted;
+        row[2] = trailing;
+        row[3] = ellipses;
+    }
+}
+
 /* ---- fastText's supervised prediction (language ID), as fastText 0.9 computes it ----------
  *
  * The model's arrays are read by operators/text/_fasttext.py (a quantized input matrix, a dense

@@ -77,6 +77,12 @@ class Native:
         self._count_bytes = lib.pf_count_bytes
         self._count_bytes.restype = None
         self._count_bytes.argtypes = [p, p, i64, p, i64, p]
+        self._line_words = lib.pf_count_line_words
+        self._line_words.restype = None
+        self._line_words.argtypes = [p, p, i64, p, p]
+        self._line_marks = lib.pf_line_marks
+        self._line_marks.restype = None
+        self._line_marks.argtypes = [p, p, i64, p, i64, p]
         self._ft_index = lib.pf_fasttext_index
         self._ft_index.restype = None
         u32 = ctypes.c_uint32
@@ -160,6 +166,27 @@ class Native:
             *_pointers(data, offsets), len(texts), *_pointers(_contiguous(table, np.uint8)),
             n_classes, *_pointers(out),
         )  # fmt: skip
+        return out
+
+    def count_line_words(self, texts: pa.Array, table: np.ndarray) -> np.ndarray:
+        """Per text (strings), its C4 words (``pf_count_line_words``), with the word flags."""
+        offsets = string_offsets(texts)
+        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
+        offsets = _contiguous(offsets - offsets[0], np.int64)
+        out = np.empty(len(texts), np.int64)
+        self._line_words(*_pointers(data, offsets), len(texts), *_pointers(table, out))
+        return out
+
+    def line_marks(self, texts: pa.Array, bullets: str) -> np.ndarray:
+        """Per text (strings): its non-blank lines, those starting with one of ``bullets``,
+        those ending in an ellipsis, and its ellipses (``pf_line_marks``), as (n, 4)."""
+        offsets = string_offsets(texts)
+        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
+        offsets = _contiguous(offsets - offsets[0], np.int64)
+        marks = np.array([ord(c) for c in bullets], np.uint32)
+        out = np.empty((len(texts), 4), np.int64)
+        self._line_marks(*_pointers(data, offsets), len(texts), *_pointers(marks), len(marks),
+                         *_pointers(out))  # fmt: skip
         return out
 
     def fasttext_index(

@@ -33,7 +33,8 @@ CJK_DOC_RATIO = 0.3
 #: Sentence/line terminal marks: ASCII ones (C4, FineWeb) plus the full-width CJK ones.
 TERMINAL_PUNCT = r"[.!?。！？…‼‽⁇⁈⁉؟।॥．｡]"  # noqa: RUF001
 #: Gopher's bullet marks (datatrove checks "•" and "-"), plus common bullet glyphs.
-BULLETS = r"[•‣⁃◦●▪\-*]"  # noqa: RUF001
+BULLET_CHARS = "•‣⁃◦●▪-*"  # noqa: RUF001
+BULLETS = "[" + BULLET_CHARS.replace("-", r"\-") + "]"
 # A sentence ends at a run of terminal marks followed by optional closing quotes/brackets and
 # whitespace or the end; CJK full stops need no following space.
 SENTENCE_END = r"""[.!?]+["'”’)\]]*(?:\s|$)|[。！？]+"""  # noqa: RUF001
@@ -268,6 +269,8 @@ class DocStats:
         return _ratio(self._bytes[:, _HASH], self.n_words)
 
     def ellipsis_word_ratio(self) -> np.ndarray:
+        if self._line_marks is not None:
+            return _ratio(self._line_marks[:, 3], self.n_words)
         return _ratio(self.count(r"\.\.\.|…"), self.n_words)
 
     def stopword_count(self, words: Iterable[str] | None = None) -> np.ndarray:
@@ -370,7 +373,16 @@ class DocStats:
         return _nonblank(pc.split_pattern_regex(self.text, r"\n[ \t\r]*\n"), self.n)
 
     @cached_property
+    def _line_marks(self) -> np.ndarray | None:
+        """Per document, in one C pass: non-blank lines, bullet lines, lines ending in an
+        ellipsis, ellipses (None without the C library: then the regexes count them)."""
+        lib = native.library()
+        return None if lib is None else lib.line_marks(self.text, BULLET_CHARS)
+
+    @cached_property
     def n_lines(self) -> np.ndarray:
+        if self._line_marks is not None:
+            return self._line_marks[:, 0]
         return self._lines.per_doc().astype(np.int64)
 
     def line_ratio(self, pattern: str, *, ignore_case: bool = False) -> np.ndarray:
@@ -383,10 +395,14 @@ class DocStats:
 
     @cached_property
     def bullet_line_ratio(self) -> np.ndarray:
+        if self._line_marks is not None:
+            return _ratio(self._line_marks[:, 1], self.n_lines)
         return self.line_ratio(rf"^\s*{BULLETS}")
 
     @cached_property
     def ellipsis_line_ratio(self) -> np.ndarray:
+        if self._line_marks is not None:
+            return _ratio(self._line_marks[:, 2], self.n_lines)
         return self.line_ratio(r"(\.\.\.|…)\s*$")
 
     @cached_property

@@ -9,7 +9,8 @@ from pydantic import Field
 
 from prepflow.core.operator import Params
 from prepflow.core.tables import fill_null, from_numpy, scalar, to_numpy
-from prepflow.operators.text._words import CJK_CLASS
+from prepflow.operators.common import native
+from prepflow.operators.text._words import CJK_CLASS, char_flags
 from prepflow.operators.text.refiners import TextRefiner
 
 C4 = "C4 (Raffel et al. 2020, section 2.2; datatrove C4QualityFilter)"
@@ -72,7 +73,7 @@ class BoilerplateLineRemover(TextRefiner):
             )
             drop |= ~to_numpy(ends)
         if p.min_words_per_line:
-            drop |= to_numpy(pc.count_substring_regex(lines, _WORD)) < p.min_words_per_line
+            drop |= _word_counts(lines) < p.min_words_per_line
         if p.drop_javascript:
             drop |= to_numpy(pc.match_substring(lines, "javascript", ignore_case=True))
         if p.drop_policy:
@@ -84,6 +85,15 @@ class BoilerplateLineRemover(TextRefiner):
         )
         out = pc.binary_join(kept, scalar("\n", pa.string()))
         return pc.if_else(pc.is_null(texts), scalar(None, pa.string()), out)
+
+
+def _word_counts(lines: pa.Array) -> np.ndarray:
+    """C4's words of each line (:data:`_WORD`: a CJK character, or a run of other characters
+    that are not whitespace), in one C pass where the library is built."""
+    lib = native.library()
+    if lib is None:
+        return to_numpy(pc.count_substring_regex(lines, _WORD))
+    return lib.count_line_words(lines, char_flags())
 
 
 def _longest_word(lines: pa.Array, limit: int) -> np.ndarray:

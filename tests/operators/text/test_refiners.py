@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from prepflow.operators.common import native
-from prepflow.operators.text import _nfc, refiners
+from prepflow.operators.text import _nfc, boilerplate, refiners
 from prepflow.operators.text._badness import PYTHON_SPACE, badness_re2
 from prepflow.operators.text.boilerplate import BoilerplateLineRemover
 from prepflow.operators.text.refiners import (
@@ -133,7 +133,27 @@ def test_unicode_fixer_equals_ftfy_on_every_corpus_document_it_sends(run, shared
     assert texts(run(UnicodeFixer(), sent)) == [ftfy.fix_text(d, _FTFY_CONFIG) for d in sent]
 
 
-def test_boilerplate_line_remover_applies_c4_line_rules(run):
+def test_c4_word_counts_are_the_regex_counts(shared_data):
+    """The C count of C4's words per line is RE2's count of ``[CJK]|[^\\s CJK]+``: on every
+    line of every corpus and on random lines of the characters where the classes meet (RE2's
+    \\s leaves out vertical tab and no-break space)."""
+    if native.library() is None:
+        pytest.skip(native.build())
+    lines = []
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            lines += [ln for line in f for ln in json.loads(line)["text"].split("\n")]
+    rng = random.Random(5)
+    pool = ["a", "Z", "é", "e\u0301", "1", ".", "-", " ", "\t", "\r", "\f", "\v", "\xa0",
+            "\u3000", "中", "ひ", "カ", "ー", "한", "😀", "\u200b", "\x00"]  # fmt: skip
+    lines += ["".join(rng.choices(pool, k=rng.randint(0, 12))) for _ in range(20000)]
+    column = pa.array(lines, pa.string())
+    expected = pc.count_substring_regex(column, boilerplate._WORD).to_pylist()
+    assert boilerplate._word_counts(column).tolist() == expected
+    assert boilerplate._word_counts(column.slice(7, 100)).tolist() == expected[7:107]
+
+
+def test_boilerplate_line_remover_applies_c4_line_rules(run, cutter):
     page = "\n".join(
         [
             "Title",
@@ -153,7 +173,7 @@ def test_boilerplate_line_remover_applies_c4_line_rules(run):
     ]
 
 
-def test_boilerplate_line_remover_without_terminal_punctuation(run):
+def test_boilerplate_line_remover_without_terminal_punctuation(run, cutter):
     out = run(
         BoilerplateLineRemover(require_terminal_punct=False),
         ["Title line with four words\nok\n\n中文标题"],

@@ -3,11 +3,13 @@
 
 import json
 import math
+import random
 from itertools import islice
 
 import pyarrow as pa
 import pytest
 
+from prepflow.operators.common import native
 from prepflow.operators.text._stats import DocStats, byte_counts, compile_words, stopwords
 from prepflow.operators.text._words import words as cut_words
 
@@ -152,3 +154,30 @@ def test_stop_words_counted_as_every_word_lower_cased_would_count_them(shared_da
             expected[doc].add(word)
     assert stats.stopword_count(custom).tolist() == [len(e) for e in expected]
     assert sum(map(len, expected)) > 100
+
+
+def test_the_c_line_marks_are_the_regex_measures(shared_data, monkeypatch):
+    """Non-blank lines, bullet lines, lines ending in an ellipsis and ellipses, counted in one C
+    pass: the regexes' measures on every corpus document and on random texts of the characters
+    where the rules meet (RE2's \\s leaves out the vertical tab)."""
+    if native.library() is None:
+        pytest.skip(native.build())
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
+        for line in islice(path.open(encoding="utf-8"), 500)
+    ]
+    rng = random.Random(11)
+    pool = ["\n", " ", "\t", "\r", "\f", "\v", ".", "..", "…", "•", "-", "*", "◦", "a", "é", "中",
+            "\u2028", "\xa0"]  # fmt: skip
+    texts += ["".join(rng.choices(pool, k=rng.randint(0, 15))) for _ in range(20000)]
+    column = pa.array(texts, pa.string())
+    measures = ("n_lines", "bullet_line_ratio", "ellipsis_line_ratio", "ellipsis_word_ratio")
+
+    def measured(stats):
+        return [getattr(stats, m) for m in measures[:3]] + [stats.ellipsis_word_ratio()]
+
+    in_c = measured(DocStats(column))
+    monkeypatch.setattr(native, "library", lambda: None)
+    for name, got, expected in zip(measures, in_c, measured(DocStats(column)), strict=True):
+        assert got.tolist() == expected.tolist(), name
