@@ -135,18 +135,18 @@ def test_unicode_fixer_equals_ftfy_on_every_corpus_document_it_sends(run, shared
 
 def test_c4_word_counts_are_the_regex_counts(shared_data):
     """The C count of C4's words per line is RE2's count of ``[CJK]|[^\\s CJK]+``: on every
-    line of every corpus and on random lines of the characters where the classes meet (RE2's
+    line of 2,000 documents of each corpus and on random lines of the characters where the classes meet (RE2's
     \\s leaves out vertical tab and no-break space)."""
     if native.library() is None:
         pytest.skip(native.build())
     lines = []
     for path in sorted((shared_data / "corpora").glob("*.jsonl")):
         with path.open(encoding="utf-8") as f:
-            lines += [ln for line in f for ln in json.loads(line)["text"].split("\n")]
+            lines += [ln for line in islice(f, 2000) for ln in json.loads(line)["text"].split("\n")]
     rng = random.Random(5)
     pool = ["a", "Z", "é", "e\u0301", "1", ".", "-", " ", "\t", "\r", "\f", "\v", "\xa0",
             "\u3000", "中", "ひ", "カ", "ー", "한", "😀", "\u200b", "\x00"]  # fmt: skip
-    lines += ["".join(rng.choices(pool, k=rng.randint(0, 12))) for _ in range(20000)]
+    lines += ["".join(rng.choices(pool, k=rng.randint(0, 12))) for _ in range(10000)]
     column = pa.array(lines, pa.string())
     expected = pc.count_substring_regex(column, boilerplate._WORD).to_pylist()
     assert boilerplate._word_counts(column).tolist() == expected

@@ -131,7 +131,6 @@ def test_byte_counts_on_every_corpus(shared_data):
         assert row == [sum(data.count(b) for b in values) for values in classes]
 
 
-@pytest.mark.usefixtures("cutter")
 @pytest.mark.parametrize("custom", [None, ["The", "K", "ix", "ǆ", "σ", "书", "straße"]])
 def test_stop_words_counted_as_every_word_lower_cased_would_count_them(shared_data, custom):
     """Only words as long as a stop word are looked up: the count must be what lower-casing
