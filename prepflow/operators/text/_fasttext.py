@@ -109,11 +109,12 @@ def load(path: Path, native: Native) -> Model:
 
     encoded = np.frombuffer(b"".join(words), np.uint8)
     word_offsets = np.cumsum([0, *map(len, words)], dtype=np.int64)
+    word_types = np.array(types, np.int8)
     left, right = _huffman_tree(counts[nwords:])
     arrays = [
         encoded,
         word_offsets,
-        np.array(types, np.int8),
+        word_types,
         codes,
         centroids,
         *(a for a in (norm_codes, norm_centroids) if a is not None),
@@ -125,7 +126,7 @@ def load(path: Path, native: Native) -> Model:
         dim=dim, nsubq=nsubq, dsub=dsub, lastdsub=lastdsub, minn=minn, maxn=maxn, bucket=bucket,
         nwords=nwords, nlabels=nlabels, pruned=pruned,
         words=encoded.ctypes.data, word_offsets=word_offsets.ctypes.data,
-        word_types=arrays[2].ctypes.data, codes=codes.ctypes.data,
+        word_types=word_types.ctypes.data, codes=codes.ctypes.data,
         centroids=centroids.ctypes.data,
         norm_codes=None if norm_codes is None else norm_codes.ctypes.data,
         norm_centroids=None if norm_centroids is None else norm_centroids.ctypes.data,
