@@ -25,6 +25,7 @@ import time
 from contextlib import suppress
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,33 +65,18 @@ class Native:
     """The loaded library, with numpy in and out."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
-        p, i64 = ctypes.c_void_p, ctypes.c_int64
-        self._words = lib.pf_cut_words
-        self._words.restype = i64
-        self._words.argtypes = [p, p, i64, i64, p, p, p, p, p, p, p, p, p, p]
-        self._tokens = lib.pf_cut_tokens
-        self._tokens.restype = i64
-        self._tokens.argtypes = [p, p, i64, p, ctypes.c_int, p, p, p]
-        self._tidy = lib.pf_tidy_whitespace
-        self._tidy.restype = i64
-        self._tidy.argtypes = [p, p, i64, p, p]
-        self._count_bytes = lib.pf_count_bytes
-        self._count_bytes.restype = None
-        self._count_bytes.argtypes = [p, p, i64, p, i64, p]
-        self._line_words = lib.pf_count_line_words
-        self._line_words.restype = None
-        self._line_words.argtypes = [p, p, i64, p, p]
-        self._line_marks = lib.pf_line_marks
-        self._line_marks.restype = None
-        self._line_marks.argtypes = [p, p, i64, p, i64, p]
-        self._ft_index = lib.pf_fasttext_index
-        self._ft_index.restype = None
-        u32 = ctypes.c_uint32
-        self._ft_index.argtypes = [p, p, ctypes.c_int32, p, u32, p, p, i64, p, u32]
-        self._ft_predict = lib.pf_fasttext_predict
-        self._ft_predict.restype = None
-        model, flag, real = ctypes.POINTER(FastText), ctypes.c_int, ctypes.c_float
-        self._ft_predict.argtypes = [model, p, p, i64, flag, real, p, p, p, p]
+        p, i32, i64, u32 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32
+        flag, real, model = ctypes.c_int, ctypes.c_float, ctypes.POINTER(FastText)
+        self._words = _bind(lib.pf_cut_words, i64, [p, p, i64, i64, *[p] * 10])
+        self._tokens = _bind(lib.pf_cut_tokens, i64, [p, p, i64, p, flag, p, p, p])
+        self._tidy = _bind(lib.pf_tidy_whitespace, i64, [p, p, i64, p, p])
+        self._count_bytes = _bind(lib.pf_count_bytes, None, [p, p, i64, p, i64, p])
+        self._line_words = _bind(lib.pf_count_line_words, None, [p, p, i64, p, p])
+        self._line_marks = _bind(lib.pf_line_marks, None, [p, p, i64, p, i64, p])
+        self._ft_index = _bind(lib.pf_fasttext_index, None, [p, p, i32, p, u32, p, p, i64, p, u32])
+        self._ft_predict = _bind(
+            lib.pf_fasttext_predict, None, [model, p, p, i64, flag, real, p, p, p, p]
+        )
 
     def cut_words(
         self, data: np.ndarray, offsets: np.ndarray, first_doc: int, table: np.ndarray
@@ -144,23 +130,17 @@ class Native:
     def tidy_whitespace(self, texts: pa.Array) -> pa.Array:
         """The whitespace of ``texts`` (strings) tidied as ``refiners._tidy_re2`` does, except
         the final trim (see ``pf_tidy_whitespace``); nulls stay null."""
-        offsets = string_offsets(texts)
-        data = string_data(texts)[offsets[0] : offsets[-1]]
-        offsets = _contiguous(offsets - offsets[0], np.int64)
+        data, offsets = _text_bytes(texts)
         out = np.empty(len(data), np.uint8)
         ends = np.empty(len(texts), np.int64)
-        size = self._tidy(
-            *_pointers(_contiguous(data, np.uint8), offsets), len(texts), *_pointers(out, ends)
-        )
+        size = self._tidy(*_pointers(data, offsets), len(texts), *_pointers(out, ends))
         valid = to_numpy(pc.is_valid(texts)) if texts.null_count else None
         return string_array(out[:size].tobytes(), np.diff(ends, prepend=0), valid)
 
     def count_bytes(self, texts: pa.Array, table: np.ndarray, n_classes: int) -> np.ndarray:
         """Per text (strings), its bytes of each class: an (n texts, n_classes) array whose
         column c - 1 counts the bytes b with ``table[b] == c`` (uint8, 256 entries)."""
-        offsets = string_offsets(texts)
-        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
-        offsets = _contiguous(offsets - offsets[0], np.int64)
+        data, offsets = _text_bytes(texts)
         out = np.empty((len(texts), n_classes), np.int64)
         self._count_bytes(
             *_pointers(data, offsets), len(texts), *_pointers(_contiguous(table, np.uint8)),
@@ -170,9 +150,7 @@ class Native:
 
     def count_line_words(self, texts: pa.Array, table: np.ndarray) -> np.ndarray:
         """Per text (strings), its C4 words (``pf_count_line_words``), with the word flags."""
-        offsets = string_offsets(texts)
-        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
-        offsets = _contiguous(offsets - offsets[0], np.int64)
+        data, offsets = _text_bytes(texts)
         out = np.empty(len(texts), np.int64)
         self._line_words(*_pointers(data, offsets), len(texts), *_pointers(table, out))
         return out
@@ -180,9 +158,7 @@ class Native:
     def line_marks(self, texts: pa.Array, bullets: str) -> np.ndarray:
         """Per text (strings): its non-blank lines, those starting with one of ``bullets``,
         those ending in an ellipsis, and its ellipses (``pf_line_marks``), as (n, 4)."""
-        offsets = string_offsets(texts)
-        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
-        offsets = _contiguous(offsets - offsets[0], np.int64)
+        data, offsets = _text_bytes(texts)
         marks = np.array([ord(c) for c in bullets], np.uint32)
         out = np.empty((len(texts), 4), np.int64)
         self._line_marks(*_pointers(data, offsets), len(texts), *_pointers(marks), len(marks),
@@ -217,9 +193,7 @@ class Native:
         """fastText's best label (index, -1 for none) and its probability for each of ``texts``
         (strings without nulls), each read as one line (ended by its first line break, unless
         ``newlines_are_spaces``)."""
-        offsets = string_offsets(texts)
-        data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
-        offsets = _contiguous(offsets - offsets[0], np.int64)
+        data, offsets = _text_bytes(texts)
         widest = int(np.diff(offsets).max()) if len(texts) else 0
         labels, probs = np.empty(len(texts), np.int32), np.empty(len(texts), np.float32)
         scratch, hidden = np.empty(widest + 2, np.uint8), np.empty(model.dim, np.float32)
@@ -299,6 +273,18 @@ def _compile(target: Path) -> str | None:
             tmp.unlink()
     log.info("%s: the text cutters run in numpy", problem)
     return problem
+
+
+def _bind(function: Any, restype: Any, argtypes: list[Any]) -> Any:
+    function.restype, function.argtypes = restype, argtypes
+    return function
+
+
+def _text_bytes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of ``texts`` (strings) and each text's offsets into them, from 0."""
+    offsets = string_offsets(texts)
+    data = _contiguous(string_data(texts)[offsets[0] : offsets[-1]], np.uint8)
+    return data, _contiguous(offsets - offsets[0], np.int64)
 
 
 def _table_size(n: int) -> int:
