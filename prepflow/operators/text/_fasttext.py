@@ -175,7 +175,7 @@ class _Reader:
     def until_nul(self) -> bytes:
         end = self.data.find(b"\0", self.at)
         if end < 0:
-            self._need(len(self.data) + 1)
+            raise ValueError(f"{self.path}: ends at byte {len(self.data)}, inside the model")
         word, self.at = self.data[self.at : end], end + 1
         return word
 

@@ -282,9 +282,10 @@ class DocStats:
         vocab = [w for words_of in lists for w in words_of]
         # Arrow lower-cases code point by code point, so a word can only be a stop word of its
         # own length: lower-case and look up just those (of the document's script's list)
-        lengths = [_any_of(self._cut.length, {len(w) for w in words_of}) for words_of in lists]
-        candidate = lengths[0] if len(lists) == 1 else np.where(self._word_is_cjk, *lengths[::-1])
-        rows = np.flatnonzero(candidate)
+        sized = [_any_of(self._cut.length, {len(w) for w in words_of}) for words_of in lists]
+        if len(lists) > 1:  # each word against the list of its document's script
+            sized = [np.where(self.is_cjk[self._words.doc], sized[1], sized[0])]
+        rows = np.flatnonzero(sized[0])
         lowered = pc.utf8_lower(self._words.values.take(from_numpy(rows)))
         index = pc.index_in(lowered, strings(vocab))
         hits = to_numpy(pc.is_valid(index))
@@ -294,11 +295,6 @@ class DocStats:
             own = (which >= len(lists[0])) == self.is_cjk[doc]
             doc, which = doc[own], which[own]
         return np.bincount(doc[_first_occurrence(doc, which)], minlength=self.n)
-
-    @cached_property
-    def _word_is_cjk(self) -> np.ndarray:
-        """Per word, whether its document is CJK."""
-        return self.is_cjk[self._words.doc]
 
     # ---- n-gram repetition (Gopher) --------------------------------------------------------
 
