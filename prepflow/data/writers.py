@@ -75,8 +75,13 @@ def write_table_atomic(
 
     ``fast`` trades file size and footer statistics for write speed (engine shards).
     """
-    with _replacing(os.fspath(path)) as (fs, tmp):
-        pq.write_table(table, tmp, filesystem=fs, **(FAST_SHARD_OPTIONS if fast else {}))
+    url, options = os.fspath(path), FAST_SHARD_OPTIONS if fast else {}
+    if _is_local(url):  # pyarrow's own file I/O: a run writes hundreds of shards
+        with _replacing_local(Path(url)) as tmp:
+            pq.write_table(table, tmp, **options)
+        return
+    with _replacing(url) as (fs, tmp):
+        pq.write_table(table, tmp, filesystem=fs, **options)
 
 
 def output_format(url: str, format: str | None = None) -> str:
@@ -118,7 +123,7 @@ def check_output(url: str, format: str | None = None) -> str:
 
 def write_text_atomic(path: Path, data: str | bytes) -> None:
     """Write a small local file all or nothing (temporary name, then rename)."""
-    with _replacing(os.fspath(path)) as (_, tmp):
+    with _replacing_local(Path(path)) as tmp:
         Path(tmp).write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
@@ -272,6 +277,23 @@ def _replacing(url: str) -> Iterator[tuple[fsspec.AbstractFileSystem, str]]:
     finally:
         if fs.exists(tmp):
             fs.rm(tmp, recursive=True)
+
+
+def _is_local(url: str) -> bool:
+    """A plain path (no fsspec protocol or chain)."""
+    return "://" not in url and "::" not in url
+
+
+@contextlib.contextmanager
+def _replacing_local(path: Path) -> Iterator[str]:
+    """:func:`_replacing` for a local file, with os calls only (no fsspec round trips)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+    try:
+        yield str(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _move_over(fs: fsspec.AbstractFileSystem, tmp: str, target: str) -> None:

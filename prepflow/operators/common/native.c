@@ -1,6 +1,6 @@
 /* The word and token cutters of prepflow's text filters, and the whitespace tidy of its
- * whitespace refiner, each in one pass over UTF-8 bytes; and fastText's prediction for its
- * language ID (at the end of this file).
+ * whitespace refiner, each in one pass over UTF-8 bytes; Gopher's n-gram repetition over word
+ * ids; and fastText's prediction for its language ID (at the end of this file).
  *
  * Each function does what its twin does (operators/text/_words.py `_cut`,
  * operators/common/ngrams.py `_cut`, operators/text/refiners.py `_tidy_re2`, fastText's binding),
@@ -320,6 +320,97 @@ void pf_line_marks(const uint8_t *restrict data, const int64_t *restrict offsets
         row[1] = bulleted;
         row[2] = trailing;
         row[3] = ellipses;
+    }
+}
+
+/* ---- Gopher's n-gram repetition over word ids (_stats.py DocStats._ngrams) ------------------
+ *
+ * Per document d (words offsets[d] to offsets[d + 1] of `ids`, lower-cased word ids, and `lens`,
+ * their lengths in characters) and each n from 1 to max_n, at d * max_n + n - 1:
+ * top = count x characters of its most frequent n-gram seen more than once (of those, the
+ * longest, measured at its first occurrence; 0 when none repeats), and dup = characters of the
+ * words covered by the occurrences of n-grams that are not their first. Level n groups the
+ * positions whose (n-1)-gram repeats (only those can start a repeated n-gram) by the pair
+ * (group of the (n-1)-gram, next word), keys compared in full, so the groups are exact. Scratch
+ * of the widest document's words m: `group`, `pos`, `first`, `count` (m), `cover`, `cum`
+ * (m + 1), and `slots` (at least 2 * m); word ids below 2^32. */
+typedef struct {
+    uint64_t key; /* (group of the (n-1)-gram + 1) << 32 | next word id */
+    int64_t group;
+} pf_slot;
+
+void pf_ngram_repetition(const int64_t *restrict ids, const int64_t *restrict lens,
+                         const int64_t *restrict offsets, int64_t n_docs, int32_t max_n,
+                         int64_t *restrict group, int64_t *restrict pos, int64_t *restrict first,
+                         int64_t *restrict count, int64_t *restrict cover, int64_t *restrict cum,
+                         pf_slot *restrict slots, int64_t *restrict top, int64_t *restrict dup) {
+    for (int64_t d = 0; d < n_docs; d++) {
+        const int64_t lo = offsets[d], m = offsets[d + 1] - lo;
+        int64_t *top_d = top + d * max_n, *dup_d = dup + d * max_n;
+        memset(top_d, 0, sizeof(int64_t) * max_n);
+        memset(dup_d, 0, sizeof(int64_t) * max_n);
+        cum[0] = 0;
+        for (int64_t i = 0; i < m; i++) {
+            cum[i + 1] = cum[i] + lens[lo + i];
+            pos[i] = i;
+        }
+        int64_t alive = m;
+        for (int32_t n = 1; n <= max_n && alive > 0; n++) {
+            uint64_t mask = 1;
+            while (mask + 1 < (uint64_t)(2 * alive)) mask = mask << 1 | 1;
+            for (uint64_t h = 0; h <= mask; h++) slots[h].group = -1;
+            int64_t groups = 0;
+            for (int64_t k = 0; k < alive; k++) {
+                const int64_t p = pos[k];
+                const uint64_t key =
+                    (uint64_t)(n == 1 ? 0 : group[p] + 1) << 32 | (uint64_t)ids[lo + p + n - 1];
+                uint64_t h = (key * 0x9E3779B97F4A7C15u) >> 29 & mask;
+                while (slots[h].group >= 0 && slots[h].key != key) h = (h + 1) & mask;
+                int64_t g = slots[h].group;
+                if (g < 0) {
+                    g = groups++;
+                    slots[h].key = key;
+                    slots[h].group = g;
+                    count[g] = 0;
+                    first[g] = p;
+                }
+                count[g]++;
+                group[p] = g;
+            }
+            int64_t best = 0, best_chars = 0, repeats = 0;
+            for (int64_t g = 0; g < groups; g++) {
+                if (count[g] < 2) continue;
+                const int64_t chars = cum[first[g] + n] - cum[first[g]];
+                repeats += count[g] - 1;
+                if (count[g] > best || (count[g] == best && chars > best_chars)) {
+                    best = count[g];
+                    best_chars = chars;
+                }
+            }
+            top_d[n - 1] = best * best_chars;
+            if (repeats) {
+                memset(cover, 0, sizeof(int64_t) * (m + 1));
+                for (int64_t k = 0; k < alive; k++) {
+                    const int64_t p = pos[k];
+                    if (first[group[p]] != p) {
+                        cover[p]++;
+                        cover[p + n]--;
+                    }
+                }
+                int64_t run = 0, covered = 0;
+                for (int64_t i = 0; i < m; i++) {
+                    run += cover[i];
+                    if (run > 0) covered += lens[lo + i];
+                }
+                dup_d[n - 1] = covered;
+            }
+            int64_t next = 0; /* the positions whose n-gram repeats and extends by a word */
+            for (int64_t k = 0; k < alive; k++) {
+                const int64_t p = pos[k];
+                if (count[group[p]] > 1 && p + n < m) pos[next++] = p;
+            }
+            alive = next;
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 """The text operators' hottest loops in C (``native.c``): the word and token cutters, the
-whitespace tidy, and fastText's prediction for language ID.
+whitespace tidy, Gopher's n-gram repetition, and fastText's prediction for language ID.
 
 The numpy cutters (``operators.text._words``, ``operators.common.ngrams``) make about twenty
 passes over every character and the regex tidy (``operators.text.refiners``) six; these make
@@ -73,6 +73,7 @@ class Native:
         self._count_bytes = _bind(lib.pf_count_bytes, None, [p, p, i64, p, i64, p])
         self._line_words = _bind(lib.pf_count_line_words, None, [p, p, i64, p, p])
         self._line_marks = _bind(lib.pf_line_marks, None, [p, p, i64, p, i64, p])
+        self._repetition = _bind(lib.pf_ngram_repetition, None, [p, p, p, i64, i32, *[p] * 9])
         self._ft_index = _bind(lib.pf_fasttext_index, None, [p, p, i32, p, u32, p, p, i64, p, u32])
         self._ft_predict = _bind(
             lib.pf_fasttext_predict, None, [model, p, p, i64, flag, real, p, p, p, p]
@@ -164,6 +165,27 @@ class Native:
         self._line_marks(*_pointers(data, offsets), len(texts), *_pointers(marks), len(marks),
                          *_pointers(out))  # fmt: skip
         return out
+
+    def ngram_repetition(
+        self, ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, max_n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gopher's n-gram repetition of each document (words ``offsets[d]:offsets[d + 1]`` of
+        ``ids``, lower-cased word ids, and ``lengths``, in characters), for n = 1 to ``max_n``
+        (``pf_ngram_repetition``): (n docs, max_n) arrays of the characters of the most frequent
+        repeated n-gram times its count, and of the characters its repeats cover."""
+        ids, lengths = _contiguous(ids, np.int64), _contiguous(lengths, np.int64)
+        offsets = _contiguous(offsets, np.int64)
+        widest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
+        if len(ids) >= 1 << 32:  # the C keys hold a word id in 32 bits
+            raise ValueError(f"{len(ids):,} words in one batch: at most 2^32 - 1")
+        scratch = [np.empty(widest + 1, np.int64) for _ in range(6)]
+        slots = np.empty(2 * _table_size(widest), np.int64)  # pairs of key and group
+        top, dup = (np.empty((len(offsets) - 1, max_n), np.int64) for _ in range(2))
+        self._repetition(
+            *_pointers(ids, lengths, offsets), len(offsets) - 1, max_n,
+            *_pointers(*scratch, slots, top, dup),
+        )  # fmt: skip
+        return top, dup
 
     def fasttext_index(
         self, model: FastText, words: np.ndarray, word_offsets: np.ndarray, prune: np.ndarray

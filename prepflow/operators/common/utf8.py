@@ -8,8 +8,7 @@ The tables are kept in the cache between processes (:func:`stored`).
 
 from __future__ import annotations
 
-import hashlib
-import os
+import io
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prepflow.core.paths import cache_root
+from prepflow.core.paths import rebuildable
 from prepflow.core.tables import fill_null, string_array, to_numpy
 
 #: Texts are cut in groups of about this many bytes, which bounds the per-character arrays.
@@ -114,24 +113,19 @@ def stored(name: str, module: str, build: Callable[[], np.ndarray]) -> np.ndarra
     processes (building one asks RE2 about 260,000 characters, 50-150 ms on each start). The
     file is named after what the table depends on: pyarrow's version (its RE2 and utf8proc
     Unicode data), this module's source and that of ``module``, the file defining ``build``."""
-    digest = hashlib.sha256(pa.__version__.encode())
-    for source in (__file__, module):
-        digest.update(Path(source).read_bytes())
-    path = cache_root() / "unicode" / f"{name}-{digest.hexdigest()[:16]}.npy"
-    try:
-        table = np.load(path)
+    inputs = [
+        pa.__version__.encode(),
+        *(Path(source).read_bytes() for source in (__file__, module)),
+    ]
+    data = rebuildable(f"unicode/{name}", inputs, lambda: _npy(build()), ".npy")
+    with suppress(ValueError):
+        table = np.load(io.BytesIO(data))
         if table.shape == (0x110000,) and table.dtype == np.uint8:
             return table
-    except (OSError, ValueError):
-        pass
-    table = build()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.save(f, table)
-        os.replace(tmp, path)  # written whole, then renamed: a reader never sees half of it
-    except OSError:  # a cache that cannot be written: build it again next time
-        with suppress(OSError):
-            tmp.unlink()
-    return table
+    return build()  # a damaged cache file: built here each time
+
+
+def _npy(table: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, table)
+    return out.getvalue()

@@ -9,7 +9,11 @@ column at a time (checked against ``is_bad`` on real corpora in the tests).
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
+from pathlib import Path
+
+from prepflow.core.paths import rebuildable
 
 #: The characters for which Python's ``str.isspace`` is true (what ``\\s`` matches in ``re``).
 PYTHON_SPACE = r"\t\n\x{B}\x{C}\r\x{1C}-\x{1F} \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
@@ -48,7 +52,18 @@ def verbose_to_re2(pattern: str) -> str:
 
 @cache
 def badness_re2() -> str:
-    """RE2 pattern matching exactly where ``ftfy.badness.is_bad`` is true."""
+    """RE2 pattern matching exactly where ``ftfy.badness.is_bad`` is true. Kept in the cache
+    under the digest of ftfy's detector source and this module's, so that a process whose texts
+    need no repair never imports ftfy (70 ms, holding the GIL)."""
+    spec = importlib.util.find_spec("ftfy")
+    if spec is None or spec.origin is None:
+        raise ImportError("ftfy is not installed (pip install 'prepflow[text]')")
+    sources = [Path(spec.origin).with_name("badness.py"), Path(__file__)]
+    inputs = [p.read_bytes() for p in sources]
+    return rebuildable("ftfy/badness-re2", inputs, _translate, ".txt").decode()
+
+
+def _translate() -> bytes:
     from ftfy.badness import BADNESS_RE
 
-    return verbose_to_re2(BADNESS_RE.pattern)
+    return verbose_to_re2(BADNESS_RE.pattern).encode()

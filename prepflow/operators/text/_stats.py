@@ -43,6 +43,8 @@ SENTENCE_END = r"""[.!?]+["'”’)\]]*(?:\s|$)|[。！？]+"""  # noqa: RUF001
 #: The byte classes every :class:`DocStats` counts in one pass, and their columns.
 _BYTE_CLASSES = ((9, 10, 11, 12, 13, 32), range(0xE3, 0xEA), range(0x30, 0x3A), (ord("#"),))
 _ASCII_SPACE, _CJK_LEAD, _DIGIT, _HASH = range(4)
+#: n-gram sizes measured in one C pass at least (Gopher's rules use 2 to 10).
+_NGRAMS_AT_ONCE = 10
 
 
 @cache
@@ -161,6 +163,7 @@ class DocStats:
         self.text = plain(texts)
         self.n = len(self.text)
         self._ngram_levels: dict[int, _Groups] = {}
+        self._repetition_table: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- characters ------------------------------------------------------------------------
 
@@ -330,8 +333,23 @@ class DocStats:
         levels[n] = _Groups(prev.ids[ok] * width + words[ext[ok]], prev.pos[ok])
         return levels[n]
 
+    def _repetition(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Both n-gram measures' numerators for every n up to at least ``n`` (columns n - 1), in
+        one C pass over the word ids; None without the C library (then :meth:`_ngrams`)."""
+        lib = native.library()
+        if lib is None:
+            return None
+        if self._repetition_table is None or self._repetition_table[0].shape[1] < n:
+            offsets = np.searchsorted(self._words.doc, np.arange(self.n + 1))
+            self._repetition_table = lib.ngram_repetition(
+                self._word_ids, self._cut.length, offsets, max(n, _NGRAMS_AT_ONCE)
+            )
+        return self._repetition_table
+
     def top_ngram_char_frac(self, n: int) -> np.ndarray:
         """Characters of the most frequent repeated n-gram (count x length) over word characters."""
+        if (table := self._repetition(n)) is not None:
+            return _ratio(table[0][:, n - 1], self._word_chars)
         g = self._ngrams(n)
         start = g.pos[g.first]
         counts = g.counts[g.ids[g.first]]
@@ -348,6 +366,8 @@ class DocStats:
 
     def dup_ngram_char_frac(self, n: int) -> np.ndarray:
         """Characters of words covered by repeated (not first) occurrences of any n-gram."""
+        if (table := self._repetition(n)) is not None:
+            return _ratio(table[1][:, n - 1], self._word_chars)
         g = self._ngrams(n)
         starts = g.pos[~g.first]
         cover = np.zeros(len(self._word_len) + 1, dtype=np.int64)

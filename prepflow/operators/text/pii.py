@@ -115,7 +115,9 @@ class PiiRedactor(RefineOperator):
 def _redact(texts: pa.Array, kind: PiiKind, token: str) -> tuple[pa.Array, np.ndarray]:
     """Replace matches of ``kind`` by ``token``; the number of replacements per text."""
     found = to_numpy(fill_null(pc.count_substring_regex(texts, kind.pattern), 0))
-    if kind.valid is None or not found.any():
+    if not found.any():
+        return texts, found.astype(np.int64)
+    if kind.valid is None:
         return pc.replace_substring_regex(texts, kind.pattern, token), found.astype(np.int64)
     rx = re.compile(kind.pattern, re.ASCII)
     values = texts.to_pylist()

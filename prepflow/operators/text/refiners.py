@@ -249,36 +249,32 @@ class UnicodeFixer(TextRefiner):
             "NFC", description="Unicode normal form to apply (ftfy default: NFC)."
         )
 
-    def setup(self, ctx: Any) -> None:
-        import ftfy  # noqa: F401  (0.1 s: here, once per process, not inside the first batch)
-
     def rewrite(self, texts: pa.Array) -> pa.Array:
-        import ftfy
-
         p = self.params
-        config = ftfy.TextFixerConfig(
-            uncurl_quotes=p.uncurl_quotes,
-            fix_character_width=p.fix_character_width,
-            normalization=None,
-            explain=False,
-        )
         chars = _FTFY_CHARS + (
             "|" + _WIDE_OR_CURLY if p.uncurl_quotes or p.fix_character_width else ""
         )
         pattern = f"{chars}|{badness_re2()}"
-        fix = partial(_fix_text, pattern=pattern, config=config)
+        options = {"uncurl_quotes": p.uncurl_quotes, "fix_character_width": p.fix_character_width}
+        fix = partial(_fix_text, pattern=pattern, options=options | _FTFY_FIXED)
         texts = rewrite_where(texts, _flags(texts, pattern), fix)
         return normalize(texts, p.normalization) if p.normalization else texts
 
 
-def _fix_text(texts: pa.Array, pattern: str, config: Any) -> pa.Array:
-    """``ftfy.fix_text(text, config)`` of each text (no nulls), made as ftfy makes it: segment by
+#: ftfy's options that UnicodeFixer always sets (Arrow applies the normal form).
+_FTFY_FIXED = {"normalization": None, "explain": False}
+
+
+def _fix_text(texts: pa.Array, pattern: str, options: dict[str, Any]) -> pa.Array:
+    """``ftfy.fix_text(text, ftfy.TextFixerConfig(**options))`` of each text (no nulls), made as ftfy makes it: segment by
     segment (a line with its line break, cut at ``max_decode_length``), HTML unescaping off from
     the first segment holding "<" when it is "auto". ftfy runs only on the segments matching
     ``pattern`` (the characters it acts on): the others come back unchanged, and most lines of a
-    text holding one such character hold none (ftfy is pure Python, about 0.1 ms a line)."""
+    text holding one such character hold none (ftfy is pure Python, about 0.1 ms a line). ftfy
+    is imported here, by the first batch that needs it (many runs never do)."""
     import ftfy
 
+    config = ftfy.TextFixerConfig(**options)
     values = texts.to_pylist()
     segments: list[str] = []
     for text in values:

@@ -2,7 +2,9 @@
 """Refiners rewrite the text column: exact outputs on English and Chinese literals."""
 
 import json
+import os
 import random
+import subprocess
 import sys
 from itertools import islice
 
@@ -116,7 +118,7 @@ def test_unicode_fixer_cuts_long_lines_where_ftfy_does():
     config = _FTFY_CONFIG._replace(max_decode_length=7)
     docs = ["cafÃ© cafÃ© cafÃ©\nshort\n" + "Ã©" * 20, "x" * 30 + "&lt;" + "y" * 9]
     pattern = f"{refiners._FTFY_CHARS}|{badness_re2()}"
-    fixed = refiners._fix_text(pa.array(docs), pattern=pattern, config=config)
+    fixed = refiners._fix_text(pa.array(docs), pattern=pattern, options=config._asdict())
     assert fixed.to_pylist() == [ftfy.fix_text(d, config) for d in docs]
 
 
@@ -179,6 +181,27 @@ def test_boilerplate_line_remover_without_terminal_punctuation(run, cutter):
         ["Title line with four words\nok\n\n中文标题"],
     )
     assert texts(out) == ["Title line with four words\n中文标题"]
+
+
+def test_texts_with_nothing_to_repair_never_import_ftfy(tmp_path):
+    """ftfy's detector, as RE2, is kept in the cache by the first process; a later one whose
+    texts need no repair never imports ftfy (70 ms holding the GIL), one that repairs does."""
+    script = (
+        "import sys, pyarrow as pa\n"
+        "from prepflow.operators.text.refiners import UnicodeFixer\n"
+        "print(UnicodeFixer().rewrite(pa.array(sys.argv[1:])).to_pylist(), 'ftfy' in sys.modules)"
+    )
+    env = {**os.environ, "PREPFLOW_CACHE_DIR": str(tmp_path)}
+
+    def fix(*docs):
+        done = subprocess.run([sys.executable, "-c", script, *docs], env=env, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    assert fix("plain text") == "['plain text'] True"  # the first builds the pattern with ftfy
+    assert list((tmp_path / "ftfy").glob("badness-re2-*.txt"))
+    assert fix("plain text", "中文") == "['plain text', '中文'] False"
+    assert fix("cafÃ©") == "['café'] True"
 
 
 def test_badness_re2_flags_exactly_what_ftfy_flags(shared_data):

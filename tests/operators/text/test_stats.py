@@ -80,7 +80,17 @@ def test_line_measures(stats):
     assert stats.dup_line_char_frac[4] == pytest.approx(2 / 7)  # two repeated "a" of 7 chars
 
 
-def test_ngram_repetition(stats):
+@pytest.fixture(params=["c", "numpy"])
+def both_paths(request, monkeypatch):
+    """Run a test with the C library and without it."""
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "library", lambda: None)
+    elif native.library() is None:
+        pytest.skip(native.build())
+
+
+def test_ngram_repetition(both_paths):
+    stats = DocStats(pa.array(TEXTS))
     # doc 0 word chars: 28. "the cat"/"cat sat" occur twice (6 chars each) -> 12/28;
     # the second "the cat sat" covers 9 chars -> 9/28
     assert stats.top_ngram_char_frac(2)[0] == pytest.approx(12 / 28)
@@ -92,6 +102,37 @@ def test_ngram_repetition(stats):
     # Chinese is repeated by characters: 好 吃 repeats
     zh = DocStats(pa.array(["好吃好吃好吃"]))
     assert zh.top_ngram_char_frac(2)[0] == pytest.approx(6 / 6)  # 好吃 x3 (好吃/吃好: 3 vs 2)
+
+
+def test_the_c_ngram_repetition_is_the_numpy_one(shared_data, monkeypatch):
+    """Both n-gram measures for n = 1 to 12 (past the ten measured at once, so the table is
+    remade), in C and by numpy's grouping: the same fractions on corpus documents and on random
+    texts of few words, where n-grams repeat at every length, case variants and words that
+    lower-case to another length included."""
+    if native.library() is None:
+        pytest.skip(native.build())
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
+        for line in islice(path.open(encoding="utf-8"), 300)
+    ]
+    rng = random.Random(5)
+    pool = ["a", "b", "A", "the", "The", "THE", "中", "文", ".", ",", "İ", "i̇", "K", "k"]
+    texts += [
+        " ".join(rng.choices(pool[: rng.randint(2, len(pool))], k=rng.randint(0, 60)))
+        for _ in range(3000)
+    ]
+    column = pa.array(texts)
+
+    def measured(stats):
+        tops = [stats.top_ngram_char_frac(n) for n in range(1, 13)]
+        return tops + [stats.dup_ngram_char_frac(n) for n in range(1, 13)]
+
+    in_c = measured(DocStats(column))
+    monkeypatch.setattr(native, "library", lambda: None)
+    for k, (got, expected) in enumerate(zip(in_c, measured(DocStats(column)), strict=True)):
+        assert got.tolist() == expected.tolist(), ("top", "dup")[k // 12] + f" n={k % 12 + 1}"
+    assert sum(float(m.sum()) for m in in_c) > 100
 
 
 def test_sentences_count_cjk_full_stops():
