@@ -104,18 +104,24 @@ def test_ngram_repetition(both_paths):
     assert zh.top_ngram_char_frac(2)[0] == pytest.approx(6 / 6)  # 好吃 x3 (好吃/吃好: 3 vs 2)
 
 
+def _c_and_corpus_texts(shared_data, per_corpus: int) -> list[str]:
+    """The first ``per_corpus`` texts of each corpus, for a test of a C pass (skipped without
+    the C library)."""
+    if native.library() is None:
+        pytest.skip(native.build())
+    return [
+        json.loads(line)["text"]
+        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
+        for line in islice(path.open(encoding="utf-8"), per_corpus)
+    ]
+
+
 def test_the_c_ngram_repetition_is_the_numpy_one(shared_data, monkeypatch):
     """Both n-gram measures for n = 1 to 12 (past the ten measured at once, so the table is
     remade), in C and by numpy's grouping: the same fractions on corpus documents and on random
     texts of few words, where n-grams repeat at every length, case variants and words that
     lower-case to another length included."""
-    if native.library() is None:
-        pytest.skip(native.build())
-    texts = [
-        json.loads(line)["text"]
-        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
-        for line in islice(path.open(encoding="utf-8"), 300)
-    ]
+    texts = _c_and_corpus_texts(shared_data, 300)
     rng = random.Random(5)
     pool = ["a", "b", "A", "the", "The", "THE", "中", "文", ".", ",", "İ", "i̇", "K", "k"]
     texts += [
@@ -200,13 +206,7 @@ def test_the_c_line_marks_are_the_regex_measures(shared_data, monkeypatch):
     """Non-blank lines, bullet lines, lines ending in an ellipsis and ellipses, counted in one C
     pass: the regexes' measures on every corpus document and on random texts of the characters
     where the rules meet (RE2's \\s leaves out the vertical tab)."""
-    if native.library() is None:
-        pytest.skip(native.build())
-    texts = [
-        json.loads(line)["text"]
-        for path in sorted((shared_data / "corpora").glob("*.jsonl"))
-        for line in islice(path.open(encoding="utf-8"), 500)
-    ]
+    texts = _c_and_corpus_texts(shared_data, 500)
     rng = random.Random(11)
     pool = ["\n", " ", "\t", "\r", "\f", "\v", ".", "..", "…", "•", "-", "*", "◦", "a", "é", "中",
             "\u2028", "\xa0"]  # fmt: skip
