@@ -11,8 +11,8 @@ from prepflow.operators.common import native
 
 @pytest.fixture(params=["native", "numpy"])
 def cutter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run the test with the C word and token cutters, then with their numpy twins (the C ones
-    are skipped, saying why, only where they cannot be compiled)."""
+    """Run the test with the C passes (word and token cutters, n-gram repetition, ...), then with
+    their numpy twins (the C ones are skipped, saying why, only where they cannot be compiled)."""
     if request.param == "numpy":
         monkeypatch.setattr(native, "library", lambda: None)
     elif native.library() is None:

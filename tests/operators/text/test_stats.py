@@ -80,16 +80,8 @@ def test_line_measures(stats):
     assert stats.dup_line_char_frac[4] == pytest.approx(2 / 7)  # two repeated "a" of 7 chars
 
 
-@pytest.fixture(params=["c", "numpy"])
-def both_paths(request, monkeypatch):
-    """Run a test with the C library and without it."""
-    if request.param == "numpy":
-        monkeypatch.setattr(native, "library", lambda: None)
-    elif native.library() is None:
-        pytest.skip(native.build())
-
-
-def test_ngram_repetition(both_paths):
+@pytest.mark.usefixtures("cutter")
+def test_ngram_repetition():
     stats = DocStats(pa.array(TEXTS))
     # doc 0 word chars: 28. "the cat"/"cat sat" occur twice (6 chars each) -> 12/28;
     # the second "the cat sat" covers 9 chars -> 9/28
