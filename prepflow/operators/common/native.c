@@ -232,6 +232,38 @@ int64_t pf_tidy_whitespace(const uint8_t *restrict data, const int64_t *restrict
     return o;
 }
 
+/* The characters of RE2's [\s\v\p{Z}\x{85}] (ngrams._WHITESPACE): ASCII whitespace, NEL, and
+ * Unicode's space, line and paragraph separators. */
+static inline int is_any_space(uint32_t c) {
+    return (c >= '\t' && c <= '\r') || c == ' ' || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+/* Each run of is_any_space characters of n_docs documents replaced by `with` (0 or 1 byte), into
+ * `out` (as large as the input), each document's end in out_ends. Returns the bytes written. */
+int64_t pf_replace_space_runs(const uint8_t *restrict data, const int64_t *restrict offsets,
+                              int64_t n_docs, const uint8_t *restrict with, int64_t with_len,
+                              uint8_t *restrict out, int64_t *restrict out_ends) {
+    int64_t o = 0;
+    for (int64_t d = 0; d < n_docs; d++) {
+        int in_run = 0, size;
+        for (int64_t i = offsets[d]; i < offsets[d + 1]; i += size) {
+            uint32_t c = data[i] < 0x80 ? (size = 1, data[i]) : decode_at(data, i, &size);
+            if (is_any_space(c)) {
+                if (!in_run && with_len) out[o++] = with[0];
+                in_run = 1;
+                continue;
+            }
+            in_run = 0;
+            memcpy(out + o, data + i, (size_t)size);
+            o += size;
+        }
+        out_ends[d] = o;
+    }
+    return o;
+}
+
 /* Per document, its bytes of each class: out[d * n_classes + c - 1] counts the bytes b with
  * table[b] == c (class 0 is not counted). */
 void pf_count_bytes(const uint8_t *restrict data, const int64_t *restrict offsets, int64_t n_docs,

@@ -70,6 +70,7 @@ class Native:
         self._words = _bind(lib.pf_cut_words, i64, [p, p, i64, i64, *[p] * 10])
         self._tokens = _bind(lib.pf_cut_tokens, i64, [p, p, i64, p, flag, p, p, p])
         self._tidy = _bind(lib.pf_tidy_whitespace, i64, [p, p, i64, p, p])
+        self._space_runs = _bind(lib.pf_replace_space_runs, i64, [p, p, i64, p, i64, p, p])
         self._count_bytes = _bind(lib.pf_count_bytes, None, [p, p, i64, p, i64, p])
         self._line_words = _bind(lib.pf_count_line_words, None, [p, p, i64, p, p])
         self._line_marks = _bind(lib.pf_line_marks, None, [p, p, i64, p, i64, p])
@@ -135,8 +136,18 @@ class Native:
         out = np.empty(len(data), np.uint8)
         ends = np.empty(len(texts), np.int64)
         size = self._tidy(*_pointers(data, offsets), len(texts), *_pointers(out, ends))
-        valid = to_numpy(pc.is_valid(texts)) if texts.null_count else None
-        return string_array(out[:size].tobytes(), np.diff(ends, prepend=0), valid)
+        return _rewritten(texts, out[:size], ends)
+
+    def replace_space_runs(self, texts: pa.Array, with_: str) -> pa.Array:
+        """Each run of whitespace of ``texts`` (strings; RE2's ``[\\s\\v\\p{Z}\\x{85}]+``)
+        replaced by ``with_`` (one ASCII character, or nothing); nulls stay null."""
+        data, offsets = _text_bytes(texts)
+        out = np.empty(len(data), np.uint8)
+        ends = np.empty(len(texts), np.int64)
+        replacement = np.frombuffer(with_.encode("ascii") or b"\0", np.uint8)
+        size = self._space_runs(*_pointers(data, offsets), len(texts), *_pointers(replacement),
+                                len(with_), *_pointers(out, ends))  # fmt: skip
+        return _rewritten(texts, out[:size], ends)
 
     def count_bytes(self, texts: pa.Array, table: np.ndarray, n_classes: int) -> np.ndarray:
         """Per text (strings), its bytes of each class: an (n texts, n_classes) array whose
@@ -300,6 +311,13 @@ def _compile(target: Path) -> str | None:
 def _bind(function: Any, restype: Any, argtypes: list[Any]) -> Any:
     function.restype, function.argtypes = restype, argtypes
     return function
+
+
+def _rewritten(texts: pa.Array, data: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """The strings a pass wrote back to back (``ends``: each one's end), nulls where ``texts``
+    has them."""
+    valid = to_numpy(pc.is_valid(texts)) if texts.null_count else None
+    return string_array(data.tobytes(), np.diff(ends, prepend=0), valid)
 
 
 def _text_bytes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:

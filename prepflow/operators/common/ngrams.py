@@ -76,12 +76,21 @@ def normalise(
     if strip_punctuation:
         texts = pc.replace_substring_regex(texts, _PUNCTUATION, "")
     if whitespace == "collapse":
-        texts = pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, _WHITESPACE, " "))
+        texts = pc.utf8_trim_whitespace(replace_space_runs(texts, " "))
     elif whitespace == "remove":
-        texts = pc.replace_substring_regex(texts, _WHITESPACE, "")
+        texts = replace_space_runs(texts, "")
     elif whitespace != "keep":
         raise ValueError(f"whitespace must be keep, collapse or remove, not {whitespace!r}")
     return texts
+
+
+def replace_space_runs(texts: pa.Array, with_: str) -> pa.Array:
+    """Each run of whitespace (``_WHITESPACE``) replaced by ``with_``: one C pass where the
+    native library is built, else RE2's."""
+    lib = native.library()
+    if lib is None:
+        return pc.replace_substring_regex(texts, _WHITESPACE, with_)
+    return lib.replace_space_runs(texts, with_)
 
 
 def tokens(texts: pa.Array, *, nfkc: bool, lowercase: bool, split_spaceless: bool) -> pa.ListArray:
