@@ -4,8 +4,6 @@ Mounted by the main CLI; only typer is imported here, the evaluators (``prepflow
 inside the commands.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """`prepflow lm ...`: train the small n-gram models the perplexity operators load."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -4,8 +4,6 @@ Mounted by the main CLI as ``app.add_typer(models_app, name="models")``. Only ty
 here; the catalog and launchers load inside the commands.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -4,8 +4,6 @@ Mounted by the main CLI as ``app.add_typer(sandbox_app, name="sandbox")``; only 
 imported at the top.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """`prepflow ui`: the run dashboard, a local read-only web app (needs the `ui` extra)."""
 
-from __future__ import annotations
-
 import importlib.util
 from pathlib import Path
 from typing import Annotated
