@@ -147,8 +147,22 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
 
 def median_run(run: Callable[[], dict], repeat: int) -> dict:
     """The result of the run with the median wall time among ``repeat`` runs, with the range."""
-    runs = sorted((run() for _ in range(max(1, repeat))), key=lambda r: r["wall"])
-    return {**runs[len(runs) // 2], "walls": [r["wall"] for r in runs]}
+    return _median([run() for _ in range(max(1, repeat))])
+
+
+def interleaved_runs(runners: dict[str, Callable[[], dict]], repeat: int) -> dict[str, dict]:
+    """:func:`median_run` of each runner, the runners taking turns round by round: a slow spell
+    of the machine (a shared VM has them, minutes long) then weighs on every tool alike."""
+    runs: dict[str, list[dict]] = {name: [] for name in runners}
+    for _ in range(max(1, repeat)):
+        for name, run in runners.items():
+            runs[name].append(run())
+    return {name: _median(results) for name, results in runs.items()}
+
+
+def _median(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return {**ordered[len(ordered) // 2], "walls": [r["wall"] for r in ordered]}
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -435,11 +449,8 @@ def main() -> None:
         "dataflow": lambda: run_dataflow(dataflow_input),
         "datatrove": lambda: run_datatrove(shards),
     }
-    results = {
-        name: median_run(fn, args.repeat)
-        for name, fn in runners.items()
-        if not args.only or name in args.only
-    }
+    chosen = {name: fn for name, fn in runners.items() if not args.only or name in args.only}
+    results = interleaved_runs(chosen, args.repeat)
     print(
         f"{'tool':<12} {'docs/s':>9} {'wall s':>8} {'range s':>11} {'peak RSS MB':>12} "
         f"{'kept':>6} {'rc':>3}"
