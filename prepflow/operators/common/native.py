@@ -1,5 +1,6 @@
 """The text operators' hottest loops in C (``native.c``): the word and token cutters, the
-whitespace tidy, Gopher's n-gram repetition, and fastText's prediction for language ID.
+whitespace tidy and the dedup normalisation's whitespace runs, Gopher's n-gram repetition, and
+fastText's prediction for language ID.
 
 The numpy cutters (``operators.text._words``, ``operators.common.ngrams``) make about twenty
 passes over every character and the regex tidy (``operators.text.refiners``) six; these make
