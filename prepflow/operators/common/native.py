@@ -142,6 +142,8 @@ class Native:
     def replace_space_runs(self, texts: pa.Array, with_: str) -> pa.Array:
         """Each run of whitespace of ``texts`` (strings; RE2's ``[\\s\\v\\p{Z}\\x{85}]+``)
         replaced by ``with_`` (one ASCII character, or nothing); nulls stay null."""
+        if len(with_) > 1:
+            raise ValueError(f"a run of whitespace becomes one character or none, not {with_!r}")
         data, offsets = _text_bytes(texts)
         out = np.empty(len(data), np.uint8)
         ends = np.empty(len(texts), np.int64)
