@@ -3,17 +3,20 @@ cutters where there is no compiler or ``PREPFLOW_NATIVE=0``; the same words eith
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from prepflow.operators.common import native
-from prepflow.operators.common.ngrams import tokens
+from prepflow.operators.common.ngrams import _WHITESPACE, tokens
 from prepflow.operators.text._words import words
 
 
@@ -92,3 +95,34 @@ def test_one_document_larger_than_a_chunk_and_empty_ones_cut_the_same(
 ) -> None:
     long = "Ünïcödé (words), e.g. U.S.A 中文字, " * 40_000  # 1.4 MB, beyond CHUNK_BYTES
     same_cut(pa.array(["", long, None, " ", "a", long[:1001]], pa.string()), monkeypatch)
+
+
+SPACES = list(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u1680\u180e\u2000\u200a\u200b\u2028\u2029\u202f")
+SPACES += list("\u205f\u3000\ufeff")
+
+
+@pytest.mark.parametrize("with_", [" ", ""])
+def test_the_c_space_runs_are_re2_s(with_: str, shared_data: Path) -> None:
+    """The dedup normalisation's whitespace pass against its RE2 definition, on every document of
+    the corpora and on random texts of every kind of space, nulls and a slice included."""
+    lib = native.library()
+    if lib is None:
+        pytest.skip(native.build())
+    texts: list[str | None] = [None, "", " ", "a"]
+    for path in sorted((shared_data / "corpora").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    rng = random.Random(12)
+    pieces = SPACES + list("ab中é.")
+    texts += [
+        "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(20_000)
+    ]
+    array = pa.array(texts, pa.string())
+    for part in (array, array.slice(3, 5_000)):
+        want = pc.replace_substring_regex(part, _WHITESPACE, with_)
+        got = lib.replace_space_runs(part, with_)
+        if not got.equals(want):
+            for text, have, expected in zip(
+                part.to_pylist(), got.to_pylist(), want.to_pylist(), strict=True
+            ):
+                assert have == expected, f"spaces of {str(text)[:200]!r}"

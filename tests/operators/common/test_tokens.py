@@ -101,31 +101,3 @@ def test_no_code_point_beyond_the_classified_planes_is_a_token_character() -> No
     chars = pa.array([chr(c) for c in high], pa.string())
     assert not any(pc.match_substring_regex(chars, r"^[\p{L}\p{N}\p{M}_]$").to_pylist())
     assert not ngrams._token_classes()[high].any()
-
-
-SPACES = list(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u1680\u180e\u2000\u200a\u200b\u2028\u2029\u202f")
-SPACES += list("\u205f\u3000\ufeff")
-
-
-@pytest.mark.parametrize("with_", [" ", ""])
-def test_space_runs_are_replaced_as_re2_does(with_: str) -> None:
-    """The dedup normalisation's whitespace pass against its RE2 definition, on every document of
-    the corpora and on random texts of every kind of space, nulls and a slice included."""
-    texts: list[str | None] = [None, "", " ", "a"]
-    for path in sorted(CORPORA.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            texts += [json.loads(line)["text"] for line in f]
-    rng = random.Random(12)
-    pieces = SPACES + list("ab中é.")
-    texts += [
-        "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(20_000)
-    ]
-    array = pa.array(texts, pa.string())
-    for part in (array, array.slice(3, 5_000)):
-        want = pc.replace_substring_regex(part, ngrams._WHITESPACE, with_)
-        got = ngrams.replace_space_runs(part, with_)
-        if not got.equals(want):
-            for text, have, expected in zip(
-                part.to_pylist(), got.to_pylist(), want.to_pylist(), strict=True
-            ):
-                assert have == expected, f"spaces of {str(text)[:200]!r}"
