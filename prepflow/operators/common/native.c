@@ -240,18 +240,19 @@ static inline int is_any_space(uint32_t c) {
            c == 0x205F || c == 0x3000;
 }
 
-/* Each run of is_any_space characters of n_docs documents replaced by `with` (0 or 1 byte), into
- * `out` (as large as the input), each document's end in out_ends. Returns the bytes written. */
+/* Each run of is_any_space characters of n_docs documents replaced by the byte `with` (none when
+ * it is negative), into `out` (as large as the input), each document's end in out_ends. Returns
+ * the bytes written. */
 int64_t pf_replace_space_runs(const uint8_t *restrict data, const int64_t *restrict offsets,
-                              int64_t n_docs, const uint8_t *restrict with, int64_t with_len,
-                              uint8_t *restrict out, int64_t *restrict out_ends) {
+                              int64_t n_docs, int32_t with, uint8_t *restrict out,
+                              int64_t *restrict out_ends) {
     int64_t o = 0;
     for (int64_t d = 0; d < n_docs; d++) {
         int in_run = 0, size;
         for (int64_t i = offsets[d]; i < offsets[d + 1]; i += size) {
             uint32_t c = data[i] < 0x80 ? (size = 1, data[i]) : decode_at(data, i, &size);
             if (is_any_space(c)) {
-                if (!in_run && with_len) out[o++] = with[0];
+                if (!in_run && with >= 0) out[o++] = (uint8_t)with;
                 in_run = 1;
                 continue;
             }

@@ -71,7 +71,7 @@ class Native:
         self._words = _bind(lib.pf_cut_words, i64, [p, p, i64, i64, *[p] * 10])
         self._tokens = _bind(lib.pf_cut_tokens, i64, [p, p, i64, p, flag, p, p, p])
         self._tidy = _bind(lib.pf_tidy_whitespace, i64, [p, p, i64, p, p])
-        self._space_runs = _bind(lib.pf_replace_space_runs, i64, [p, p, i64, p, i64, p, p])
+        self._space_runs = _bind(lib.pf_replace_space_runs, i64, [p, p, i64, i32, p, p])
         self._count_bytes = _bind(lib.pf_count_bytes, None, [p, p, i64, p, i64, p])
         self._line_words = _bind(lib.pf_count_line_words, None, [p, p, i64, p, p])
         self._line_marks = _bind(lib.pf_line_marks, None, [p, p, i64, p, i64, p])
@@ -147,9 +147,8 @@ class Native:
         data, offsets = _text_bytes(texts)
         out = np.empty(len(data), np.uint8)
         ends = np.empty(len(texts), np.int64)
-        replacement = np.frombuffer(with_.encode("ascii") or b"\0", np.uint8)
-        size = self._space_runs(*_pointers(data, offsets), len(texts), *_pointers(replacement),
-                                len(with_), *_pointers(out, ends))  # fmt: skip
+        byte = with_.encode("ascii")[0] if with_ else -1
+        size = self._space_runs(*_pointers(data, offsets), len(texts), byte, *_pointers(out, ends))
         return _rewritten(texts, out[:size], ends)
 
     def count_bytes(self, texts: pa.Array, table: np.ndarray, n_classes: int) -> np.ndarray:
