@@ -140,8 +140,8 @@ def run(
         int | None,
         typer.Option(
             help="Rows per shard, the unit of resume and parallelism (default with LLM steps: "
-            "a sixteenth of the input, 8 to 64; else 50,000, or a quarter of an input smaller "
-            "than that, 1,000 at least)."
+            "a sixteenth of the input, 8 to 64; else 50,000, or an input smaller than that "
+            "spread over a shard per worker, 4 at most, 1,000 rows at least)."
         ),
     ] = None,
     workers: Annotated[

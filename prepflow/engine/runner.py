@@ -34,6 +34,7 @@ from prepflow.data.readers import HeadSource, open_input
 from prepflow.data.runstore import (
     CACHE_FILE,
     INPUT_STEP,
+    RunDirectoryError,
     RunStore,
     is_run_directory,
     read_invocation,
@@ -63,9 +64,11 @@ DEFAULT_LLM_SHARD_ROWS = 64  # LLM rows are slow and costly: resume at a fine gr
 #: and other shards' requests keep the serving busy meanwhile.
 SMALL_LLM_INPUT_SHARDS = 16
 MIN_LLM_SHARD_ROWS = 8
-#: An input smaller than one default shard is cut into this many shards (of at least
-#: MIN_AUTO_SHARD_ROWS rows), so that several cores share it. It depends on the input only, not
-#: on the machine, so a run resumes with the same shards anywhere.
+#: An input smaller than one default shard is cut into a shard per worker, at most this many
+#: (of at least MIN_AUTO_SHARD_ROWS rows), so that the cores share it. No more: each shard
+#: pays every step's per-unit costs and warm-up (on 2 cores, benchmarks/text_pretrain_clean.py's
+#: mixed input ran in 0.375 s as 2 shards against 0.44 s as 4). The run directory records the
+#: count its first session chose (``run.json``), so a run resumes with the same shards anywhere.
 SMALL_INPUT_SHARDS = 4
 MIN_AUTO_SHARD_ROWS = 1_000
 
@@ -90,13 +93,25 @@ class DiskFull(PrepflowError):
     """No space left while writing; nothing half-written is kept and the run resumes."""
 
 
-def default_shard_rows(estimated_rows: int, needs_llm: bool) -> int:
-    """Rows per shard when neither the caller nor the pipeline sets them."""
+def default_shard_rows(estimated_rows: int, needs_llm: bool, small_input_shards: int) -> int:
+    """Rows per shard when neither the caller nor the pipeline sets them; an input smaller
+    than a default shard is spread over ``small_input_shards`` (see :func:`_small_input_shards`)."""
     if needs_llm:
         spread = -(-estimated_rows // SMALL_LLM_INPUT_SHARDS)
         return min(DEFAULT_LLM_SHARD_ROWS, max(MIN_LLM_SHARD_ROWS, spread))
-    spread = -(-estimated_rows // SMALL_INPUT_SHARDS)
+    spread = -(-estimated_rows // small_input_shards)
     return min(DEFAULT_SHARD_ROWS, max(MIN_AUTO_SHARD_ROWS, spread))
+
+
+def _small_input_shards(run_dir: Path, workers: int, fresh: bool) -> int:
+    """The shards a small input is spread over: what the run directory's first session chose,
+    else one per worker (``workers`` 0: one per core), at most SMALL_INPUT_SHARDS."""
+    if not fresh and is_run_directory(run_dir):
+        with contextlib.suppress(RunDirectoryError):
+            recorded = read_invocation(run_dir).get("small_input_shards")
+            if isinstance(recorded, int) and recorded >= 1:
+                return recorded
+    return min(SMALL_INPUT_SHARDS, workers or os.cpu_count() or 1)
 
 
 @dataclasses.dataclass
@@ -117,6 +132,7 @@ class _Run:
     estimate: Estimate | None = None  # of the LLM work, for the report to compare
     export_format: str | None = None  # a fine-tuning format for the output (data.export)
     address: str | None = None  # the cluster the executor runs on, if it uses one
+    small_input_shards: int = SMALL_INPUT_SHARDS  # see _small_input_shards
 
 
 def run_pipeline(
@@ -160,7 +176,9 @@ def run_pipeline(
     check_quarantine_policy(on_bad_input)
     if overrides:
         spec.apply_overrides(overrides)
-    run = _prepare(spec, input, output, run_dir, shard_rows, executor, limit, export_format)
+    run = _prepare(
+        spec, input, output, run_dir, shard_rows, executor, limit, export_format, workers, fresh
+    )
     run.budget = {"max_requests": max_requests, "max_cost_usd": max_cost}
     run.address = address
     if max_cost is not None and (run.serving is None or not run.serving.prices):
@@ -224,6 +242,8 @@ def _prepare(
     executor: str,
     limit: int | None = None,
     export_format: str | None = None,
+    workers: int = 0,
+    fresh: bool = False,
 ) -> _Run:
     """Every check that can fail before anything is written: output and input paths, the
     executor, the input's schema against the pipeline (compile), the serving section."""
@@ -243,11 +263,12 @@ def _prepare(
         source = HeadSource(source, limit)
         run_path = run_path.with_name(f"{run_path.name}{LIMIT_SUFFIX}{limit}")
     check_outputs_spare_input(source, input_url, output_url, run_path)
+    small_input_shards = _small_input_shards(run_path, workers, fresh)
     needs_llm = any(registry.get(s.op).requires.llm for s in spec.steps if s.op in registry)
     rows = int(
         shard_rows
         or spec.settings.get("shard_rows")
-        or default_shard_rows(source.estimate_rows(), needs_llm)
+        or default_shard_rows(source.estimate_rows(), needs_llm, small_input_shards)
     )
     if rows < 1:
         raise ConfigError(f"shard_rows must be >= 1, not {rows}")
@@ -263,6 +284,7 @@ def _prepare(
         spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, serving
     )
     run.export_format = export_format
+    run.small_input_shards = small_input_shards
     if serving is not None:
         sample = next(source.iter_batches(ESTIMATE_SAMPLE_ROWS)).to_pylist()
         run.estimate = estimate(plan, source.estimate_rows(), sample, serving)
@@ -285,6 +307,7 @@ def _begin(
         "input": run.input,
         "output": run.output,
         "shard_rows": run.shard_rows,
+        "small_input_shards": run.small_input_shards,
         "workers": workers,
         "on_bad_input": on_bad_input,
         "max_failure_rate": max_failure_rate,

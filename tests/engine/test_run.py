@@ -318,24 +318,35 @@ def test_input_with_reserved_id_column_is_a_clear_error(tmp_path: Path) -> None:
 def test_default_shards_spread_a_small_input_and_cap_a_large_one(tmp_path: Path) -> None:
     from prepflow.engine.runner import default_shard_rows
 
-    assert default_shard_rows(300, needs_llm=False) == 1_000  # one shard: too small to split
-    assert default_shard_rows(5_953, needs_llm=False) == 1_489  # four shards share the cores
-    assert default_shard_rows(10_000_000, needs_llm=False) == 50_000
-    assert default_shard_rows(5_953, needs_llm=True) == 64  # LLM rows resume at a fine grain
-    assert default_shard_rows(200, needs_llm=True) == 13  # 16 shards: barriers overlap
-    assert default_shard_rows(50, needs_llm=True) == 8
+    assert default_shard_rows(300, False, 4) == 1_000  # one shard: too small to split
+    assert default_shard_rows(5_953, False, 4) == 1_489  # a shard per worker (4 at most)
+    assert default_shard_rows(5_953, False, 2) == 2_977
+    assert default_shard_rows(10_000_000, False, 2) == 50_000
+    assert default_shard_rows(5_953, True, 2) == 64  # LLM rows resume at a fine grain
+    assert default_shard_rows(200, True, 2) == 13  # 16 shards: barriers overlap
+    assert default_shard_rows(50, True, 2) == 8
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"row {i}"} for i in range(6_000)])
-    rep = run_pipeline(
-        load_yaml(pipeline_yaml(min_len=0)),
-        input=src,
-        output=tmp_path / "out.jsonl",
-        run_dir=tmp_path / "run",
-        progress=False,
-    )
-    assert rep.shards == 4
+
+    def run(workers: int, fresh: bool = False) -> int:
+        return run_pipeline(
+            load_yaml(pipeline_yaml(min_len=0)),
+            input=src,
+            output=tmp_path / "out.jsonl",
+            run_dir=tmp_path / "run",
+            progress=False,
+            workers=workers,
+            fresh=fresh,
+        ).shards
+
+    assert run(workers=8) == 4
     assert [r["text"] for r in read_jsonl(tmp_path / "out.jsonl")] == [
         f"ROW {i}" for i in range(6_000)
     ]
+    first = _journal_steps(tmp_path / "run")
+    # resumed with fewer workers (another machine), the run keeps its shards: nothing is redone
+    assert run(workers=2) == 4
+    assert _journal_steps(tmp_path / "run") == first
+    assert run(workers=2, fresh=True) == 2  # a new run spreads over its own workers
 
 
 def test_global_step_summarizes_shards_at_once_and_merges_them_all(
