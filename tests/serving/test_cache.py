@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from prepflow.serving.cache import ResponseCache, cache_key
@@ -148,6 +149,7 @@ def _open_and_write(path: str, start: multiprocessing.synchronize.Barrier, worke
     cache.close()
 
 
+@pytest.mark.slow  # 320 forked processes (8 s on 2 cores): in the full run, out of the quick loop
 def test_many_processes_can_open_a_new_cache_file_at_once(tmp_path):
     """Opening sets the journal mode, which SQLite refuses at once (no busy wait) while another
     process does the same; every opener must still get in (without the retry, 5 runs of this
