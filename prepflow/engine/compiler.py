@@ -22,8 +22,6 @@ from prepflow.core.errors import CompileError, PrepflowError
 from prepflow.core.operator import ID, Kind, Operator
 from prepflow.core.registry import registry
 from prepflow.engine.spec import PipelineSpec, StepSpec
-from prepflow.sandbox.isolation import find_bwrap
-from prepflow.serving.check import serving_problems
 
 
 @dataclass
@@ -188,6 +186,9 @@ def compile_pipeline(
             steps.append(CompiledStep(i, s, op, upstream, schema, out))
         schema = out
     if needs_llm:
+        # imported here: a pipeline without LLM steps loads no serving module (start-up time)
+        from prepflow.serving.check import serving_problems
+
         problems += serving_problems(spec.serving, reach=reach_serving)
     if any(s.op.requires.sandbox for s in steps):
         problems += _sandbox_problems(spec)
@@ -241,6 +242,8 @@ def _column_problems(label: str, op: Operator, schema: Schema, unsure: list[str]
 def _sandbox_problems(spec: PipelineSpec) -> list[str]:
     """A step runs code: in strict mode (``settings.sandbox.strict``) the namespaces must be
     available here, since the rlimit-only fallback is refused at run time."""
+    from prepflow.sandbox.isolation import find_bwrap  # only pipelines that run code load it
+
     settings = spec.settings.get("sandbox") or {}
     if isinstance(settings, dict) and settings.get("strict") and find_bwrap() is None:
         return [

@@ -19,8 +19,6 @@ import pyarrow as pa
 from prepflow.core.context import Database, Sandbox, Serving
 from prepflow.core.errors import ConfigError
 from prepflow.data.readers import open_input
-from prepflow.sandbox import open_sandbox
-from prepflow.sandbox.sql import open_database
 
 log = logging.getLogger("prepflow")
 
@@ -47,6 +45,8 @@ class RunResources:
     def sandbox(self) -> Sandbox:
         with self._lock:
             if self._sandbox is None:
+                from prepflow.sandbox import open_sandbox  # most runs never need it
+
                 self._sandbox = open_sandbox(**self._sandbox_settings)
             return self._sandbox
 
@@ -54,6 +54,8 @@ class RunResources:
         key = (str(source), db_id)
         with self._lock:
             if key not in self._databases:
+                from prepflow.sandbox.sql import open_database  # SQL steps only
+
                 self._databases[key] = open_database(source, db_id)
             return self._databases[key]
 

@@ -9,7 +9,6 @@ function in it; time the run itself without ``--profile``.
 
 from __future__ import annotations
 
-import cProfile
 import marshal
 import threading
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ def profiled(writer: ShardWriter | None, step_dir: str, shard: int, part: str) -
     if writer is None:
         yield
         return
+    import cProfile  # an unprofiled session never loads the profiler
+
     with _ONE_AT_A_TIME:
         profiler = cProfile.Profile()
         profiler.enable()

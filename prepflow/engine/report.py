@@ -6,7 +6,6 @@ dataset it produced, not the sum of its sessions.
 
 from __future__ import annotations
 
-import pstats
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -343,6 +342,8 @@ def _top_functions(paths: list[str], top: int) -> str:
     """The functions with the most time of their own (any code: Arrow's kernels show as
     ``compute.py(wrapper)``), then those with the most time in total in prepflow's code and
     the user's: the operators' own functions, where a fix would go."""
+    import pstats  # only runs with --profile read the profiles
+
     stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(*paths).stats  # type: ignore[attr-defined]
     own = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
     code = sorted((kv for kv in stats.items() if _is_source(kv[0][0])), key=lambda kv: -kv[1][3])[

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prepflow import __version__
 from prepflow.core.columns import schema_of
@@ -45,14 +45,15 @@ from prepflow.data.writers import check_output, remove_stale_temps, write_output
 from prepflow.engine import executors
 from prepflow.engine.compiler import CompiledStep, Plan, compile_pipeline, fingerprint
 from prepflow.engine.context import EngineContext, RunResources
-from prepflow.engine.estimate import Estimate, estimate
 from prepflow.engine.executors.base import ExecOptions, Execution, check_quarantine_policy
 from prepflow.engine.progress import RunProgress
 from prepflow.engine.report import RunReport, build_report, manifest, profile_markdown
 from prepflow.engine.spec import PipelineSpec, load_yaml
-from prepflow.serving import LazyServing
-from prepflow.serving.cache import ResponseCache
-from prepflow.serving.config import ServingConfig, redacted_serving
+
+if TYPE_CHECKING:  # the serving modules load only for a pipeline with LLM steps (start-up time)
+    from prepflow.engine.estimate import Estimate
+    from prepflow.serving import LazyServing
+    from prepflow.serving.config import ServingConfig
 
 #: A ``--limit N`` trial runs in ``<run dir><LIMIT_SUFFIX><N>``.
 LIMIT_SUFFIX = "-limit"
@@ -279,13 +280,14 @@ def _prepare(
         base_fingerprint=ingest_fp,
         reach_serving=True,
     )
-    serving = ServingConfig.model_validate(spec.serving or {}) if plan.needs_llm else None
-    run = _Run(
-        spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, serving
-    )
+    run = _Run(spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, None)
     run.export_format = export_format
     run.small_input_shards = small_input_shards
-    if serving is not None:
+    if plan.needs_llm:
+        from prepflow.engine.estimate import estimate
+        from prepflow.serving.config import ServingConfig
+
+        run.serving = serving = ServingConfig.model_validate(spec.serving or {})
         sample = next(source.iter_batches(ESTIMATE_SAMPLE_ROWS)).to_pylist()
         run.estimate = estimate(plan, source.estimate_rows(), sample, serving)
     return run
@@ -343,17 +345,17 @@ def _execute_session(
 ) -> tuple[Execution, dict[str, Any]]:
     """Run the executor with live progress; journal the LLM usage and how the session ended
     (an interruption raises :class:`RunInterrupted` after that)."""
-    serving = (
-        LazyServing(
+    serving = None
+    if run.serving is not None:
+        from prepflow.serving import LazyServing
+
+        serving = LazyServing(
             run.serving,
             cache_path=store.cache_path,
             log_dir=store.log_dir,
             embeddings=any(s.op.requires.embedding for s in run.plan.steps),
             **run.budget,
         )
-        if run.serving is not None
-        else None
-    )
     bar = RunProgress(
         ["input", *(f"{s.index}. {s.name}" for s in run.plan.steps)],
         mode=_progress_mode(progress),
@@ -460,6 +462,8 @@ def _reuse_trial_answers(store: RunStore, run_dir: Path) -> None:
         if is_run_directory(trial) and (trial / CACHE_FILE).is_file()
     ]
     if trials:
+        from prepflow.serving.cache import ResponseCache
+
         cache = ResponseCache(store.cache_path)
         try:
             for path in trials:
@@ -474,9 +478,14 @@ def _record_pipeline(store: RunStore, plan: Plan) -> None:
     as the YAML they were relative to)."""
     spec = plan.spec
     base = spec.source.resolve().parent if spec.source is not None else None
+    serving = spec.serving
+    if serving:  # a base_url's credentials never reach the run directory
+        from prepflow.serving.config import redacted_serving
+
+        serving = redacted_serving(serving)
     shown = dataclasses.replace(
         spec,
-        serving=redacted_serving(spec.serving),
+        serving=serving,
         imports=[
             str(base / i) if base is not None and i.endswith(".py") else i for i in spec.imports
         ],

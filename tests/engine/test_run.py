@@ -389,3 +389,38 @@ def test_retry_finds_imports_relative_to_the_pipeline_file(tmp_path: Path) -> No
     run_pipeline(load_yaml(project / "p.yaml"), **kw)
     assert load_yaml(run / "pipeline.yaml").imports == [str((project / "ops.py").resolve())]
     assert retry_run(run).ok
+
+
+def test_a_run_without_llm_or_code_steps_loads_no_serving_sandbox_or_profiler(
+    tmp_path: Path, small_input: Path
+) -> None:
+    """Start-up time: those modules load only for the steps (or the flag) that use them."""
+    (tmp_path / "p.yaml").write_text(pipeline_yaml())
+    code = (
+        "import sys\n"
+        "from prepflow.engine.runner import run_pipeline\n"
+        "from prepflow.engine.spec import load_yaml\n"
+        f"run_pipeline(load_yaml({str(tmp_path / 'p.yaml')!r}), input={str(small_input)!r}, "
+        f"output={str(tmp_path / 'o.jsonl')!r}, run_dir={str(tmp_path / 'run')!r}, "
+        "progress=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('prepflow.serving', "
+        "'prepflow.sandbox', 'sqlite3', 'cProfile', 'pstats'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    kept = sum(1 for i in range(1000) if i % 23 >= 10)  # TMinLength's 10 characters
+    assert len(read_jsonl(tmp_path / "o.jsonl")) == kept  # the run did its work
+
+
+def test_serving_credentials_are_redacted_in_a_run_without_llm_steps(
+    tmp_path: Path, small_input: Path
+) -> None:
+    spec = load_yaml(pipeline_yaml())
+    spec.serving = {"backend": "openai", "base_url": "http://alice:pw-5Kd9@127.0.0.1:9/v1"}
+    run_pipeline(
+        spec, input=small_input, output=tmp_path / "o.jsonl", run_dir=tmp_path / "run",
+        progress=False,
+    )  # fmt: skip
+    shown = (tmp_path / "run" / "pipeline.yaml").read_text()
+    assert "pw-5Kd9" not in shown and "***@127.0.0.1" in shown
