@@ -128,7 +128,7 @@ class _Run:
     shard_rows: int
     ingest_fp: str
     executor: str
-    serving: ServingConfig | None
+    serving: ServingConfig | None = None  # set when the plan has LLM steps
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)
     estimate: Estimate | None = None  # of the LLM work, for the report to compare
     export_format: str | None = None  # a fine-tuning format for the output (data.export)
@@ -280,7 +280,7 @@ def _prepare(
         base_fingerprint=ingest_fp,
         reach_serving=True,
     )
-    run = _Run(spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor, None)
+    run = _Run(spec, plan, source, input_url, output_url, run_path, rows, ingest_fp, executor)
     run.export_format = export_format
     run.small_input_shards = small_input_shards
     if plan.needs_llm:
