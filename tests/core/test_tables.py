@@ -8,7 +8,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from prepflow.core.tables import fill_null, from_numpy, int64_range, scalar, strings, to_numpy
+from prepflow.core.tables import (
+    distinct,
+    fill_null,
+    from_numpy,
+    int64_range,
+    scalar,
+    strings,
+    to_numpy,
+)
 
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32, np.uint64,
           np.float32, np.float64]  # fmt: skip
@@ -80,3 +88,33 @@ def test_none_of_them_imports_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 10_000])
+def test_distinct_is_numpys_unique(size: int) -> None:
+    values = np.random.default_rng(size).integers(-50, 50, size)
+    assert np.array_equal(distinct(values), np.unique(values))
+    assert distinct(values).dtype == values.dtype
+
+
+def test_the_text_filters_and_minhash_never_import_numpy_ma(shared_data) -> None:
+    """np.unique imports numpy.ma on its first call (numpy 2.x): 8-15 ms holding the GIL in a
+    worker thread, which the text steps and the report avoid."""
+    corpus = shared_data / "corpora" / "debian_reference_en.jsonl"
+    code = (
+        "import json, sys, pyarrow as pa\n"
+        "from prepflow.core.tables import int64_range, strings\n"
+        "from prepflow.engine.drops import Group, histogram\n"
+        "from prepflow.operators.text.dedup import MinHashDedup\n"
+        "from prepflow.operators.text.heuristics import GopherQualityFilter\n"
+        f"rows = [json.loads(line) for line in open({str(corpus)!r})][:300]\n"
+        "texts = strings([r['text'] for r in rows])\n"
+        "batch = pa.table({'_id': int64_range(0, len(texts)), 'text': texts})\n"
+        "kept = GopherQualityFilter().run_batch(batch).kept\n"
+        "op = MinHashDedup(); op.finalize(op.summarize(kept)); op.run_batch(kept)\n"
+        "Group('rule', 3, [2.0, 9.0, 4.0]).to_dict(); histogram(__import__('numpy').arange(20.0))\n"
+        "print(kept.num_rows, 'numpy.ma' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    kept, imported = out.stdout.split()
+    assert int(kept) > 0 and imported == "False", out.stderr

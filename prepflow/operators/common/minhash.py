@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from prepflow.core.tables import distinct
 from prepflow.operators.common.ngrams import Ragged, mix64
 
 
@@ -77,7 +78,7 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
         first = order[np.maximum.accumulate(np.where(head, np.arange(n), 0))]
         members = ~head
         codes.append(first[members].astype(np.int64) * n + order[members])
-    code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
+    code = distinct(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
     return code // n, code % n
 
 

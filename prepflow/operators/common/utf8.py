@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prepflow.core.paths import rebuildable
-from prepflow.core.tables import fill_null, string_array, to_numpy
+from prepflow.core.tables import distinct, fill_null, string_array, to_numpy
 
 #: Texts are cut in groups of about this many bytes, which bounds the per-character arrays.
 CHUNK_BYTES = 1 << 18
@@ -53,7 +53,7 @@ def doc_ranges(offsets: np.ndarray, max_bytes: int) -> list[tuple[int, int]]:
     cuts = np.searchsorted(
         offsets, offsets[0] + np.arange(max_bytes, offsets[-1] - offsets[0], max_bytes)
     )
-    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n), [n]]))
+    bounds = distinct(np.concatenate([[0], np.clip(cuts, 1, n), [n]]))
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
