@@ -68,9 +68,9 @@ def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def distinct(values: np.ndarray) -> np.ndarray:
-    """The distinct values of a 1-D array, sorted: ``np.unique(values)`` without what numpy 2.x's
-    does on its first call, importing ``numpy.ma`` (8-15 ms holding the GIL, in a worker thread
-    while the other waits)."""
+    """The distinct values of a 1-D array without NaN, sorted: ``np.unique(values)`` without the
+    ``numpy.ma`` import numpy 2.x's makes on its first call (8-15 ms holding the GIL, in a worker
+    thread while the other waits)."""
     ordered = np.sort(values)
     if len(ordered) < 2:
         return ordered
