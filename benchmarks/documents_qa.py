@@ -22,8 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from prepflow.data import shardfile
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import StepSpec, load_yaml
 
@@ -96,8 +95,8 @@ def multihop_recall(tmp: Path, model: str, every: int) -> None:
         max_failure_rate=1.0,
     )
     s = step_table(rep)
-    shards = sorted((tmp / "mh-run" / "steps").glob("*-recall/*.parquet"))
-    recalls = [v for f in shards for v in pq.read_table(f).column("recall_at_k").to_pylist()]
+    shards = sorted((tmp / "mh-run" / "steps").glob("*-recall/*.arrow"))
+    recalls = [v for f in shards for v in shardfile.read(f).column("recall_at_k").to_pylist()]
     recalls = [v for v in recalls if v is not None]
     mh = s["multihop"]
     print(f"\nrag-multihop on {model}: {s['seeds']['kept']} seed chunks of {s['index']['rows_in']}")

@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 
 from prepflow.data.readers import open_input
-from prepflow.data.writers import write_output, write_table_atomic
+from prepflow.data.writers import write_output, write_shard_atomic
 
 WORDS = [
     "the",
@@ -104,12 +104,12 @@ def main() -> None:
             rows = 0
             for k, batch in enumerate(open_input(data).iter_batches(100_000)):
                 batch = batch.append_column("_id", pa.array(range(rows, rows + len(batch))))
-                shards.append(root / f"shard-{k:05d}.parquet")
-                write_table_atomic(batch, shards[-1])
+                shards.append(root / f"shard-{k:05d}.arrow")
+                write_shard_atomic(batch, shards[-1])
                 rows += batch.num_rows
             return rows
 
-        timed("read jsonl + write Parquet shards", args.rows, write_shards, args.repeat)
+        timed("read jsonl + write shard files", args.rows, write_shards, args.repeat)
         for name in ("out.parquet", "out.jsonl", "out.json", "out.csv"):
             write = functools.partial(write_output, shards, root / name)
             timed(f"write_output {name}", args.rows, write, args.repeat)

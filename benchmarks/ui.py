@@ -85,6 +85,7 @@ def timed(client: httpx.Client, url: str, **params: str) -> float:
 
 
 def bench(rows: int, repeat: int, workdir: Path) -> None:
+    from prepflow.data import shardfile
     from prepflow.engine.runner import run_pipeline
     from prepflow.engine.spec import load_yaml
 
@@ -101,17 +102,15 @@ def bench(rows: int, repeat: int, workdir: Path) -> None:
     print(f"run: {report.input_rows:,} -> {report.output_rows:,} rows in {time.perf_counter() - t0:.1f} s, "
           f"{report.shards} shards")  # fmt: skip
     sizes = {
-        kind: sum(f.stat().st_size for f in (root / "big" / kind).rglob("*.parquet")) / 2**20
+        kind: sum(f.stat().st_size for f in (root / "big" / kind).rglob("*.arrow")) / 2**20
         for kind in ("steps", "dropped", "measures")
     }
     print("run directory: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sizes.items()))
     journal = (root / "big" / "journal.jsonl").stat().st_size
     print(f"journal: {journal / 1024:.1f} KiB")
 
-    dropped = next((root / "big" / "dropped" / "02-words").glob("*.parquet"))
-    import pyarrow.parquet as pq
-
-    row_id = pq.read_table(dropped, columns=["_id"])["_id"][0].as_py()
+    dropped = next((root / "big" / "dropped" / "02-words").glob("*.arrow"))
+    row_id = shardfile.read(dropped)["_id"][0].as_py()
     rule = "min_words: word_count < 6"
     pages = [  # the run page first: its cold figure is a fresh server's very first request
         ("run page", "/runs/big", {}),

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from prepflow.data import shardfile
 from prepflow.testing import ScriptedServer
 from tests.helpers import prepflow
 
@@ -180,7 +180,7 @@ def test_latex_windows_paths_and_regex_survive_into_reasons_and_the_report(tmp_p
                         "--base-url", server.url, "--model", "test-model", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     run = tmp_path / "runs" / "latex"
-    dropped = pq.read_table(next((run / "dropped").rglob("*.parquet")))
+    dropped = shardfile.read(next((run / "dropped").rglob("*.arrow")))
     assert dropped["_reason"].to_pylist() == [f"threshold: score=1 < 3; {RATIONALE}"] * 2
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     assert any(RATIONALE in text for text in _strings(report))

@@ -42,7 +42,7 @@ ID = "_id"
 REASON = "_reason"
 ERROR_TYPE, ERROR, ATTEMPTS, RAW = "_error_type", "_error", "_attempts", "_raw"
 #: Side records a step may give beside its rows (``Result.extra``), kept by the run store under
-#: ``<kind>/<step>/shard-NNNNN.parquet`` for the dashboard; never part of the data. ``measures``:
+#: ``<kind>/<step>/shard-NNNNN.arrow`` for the dashboard; never part of the data. ``measures``:
 #: the values a filter measured for every row it judged (one row per input row, ``_id`` first;
 #: schema metadata :data:`MEASURED_RULES` describes the rules), so that a threshold's what-if
 #: needs no rerun.

@@ -10,11 +10,11 @@ Layout::
       run.json           how it was invoked (input, output, options) so `retry` can repeat it
       journal.jsonl      typed, append-only events (prepflow.data.journal): the source of truth
       manifest.json      per step: status, shards, row counts, fingerprints (derived)
-      steps/<k>-<op>/shard-NNNNN.parquet
-      dropped/<k>-<op>/shard-NNNNN.parquet     rows a filter dropped, with `_reason`
-      failures/<k>-<op>/shard-NNNNN.parquet    rows that errored, with `_error_type`, `_error`, ...
-      measures/<k>-<op>/shard-NNNNN.parquet    a threshold filter's measured values per row
-      llm_calls/<k>-<op>/shard-NNNNN.parquet   an LLM step's calls per row (messages, reply)
+      steps/<k>-<op>/shard-NNNNN.arrow       (Arrow IPC files: prepflow.data.shardfile)
+      dropped/<k>-<op>/shard-NNNNN.arrow     rows a filter dropped, with `_reason`
+      failures/<k>-<op>/shard-NNNNN.arrow    rows that errored, with `_error_type`, `_error`, ...
+      measures/<k>-<op>/shard-NNNNN.arrow    a threshold filter's measured values per row
+      llm_calls/<k>-<op>/shard-NNNNN.arrow   an LLM step's calls per row (messages, reply)
       quarantine/shard-NNNNN.jsonl             malformed input records (file, line, reason, raw)
       llm_cache.sqlite   the LLM response cache       logs/   local model servers' logs
       scratch/<step>/    operators' temporary files   report.json / report.md
@@ -40,13 +40,12 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from prepflow.core.errors import PrepflowError
 from prepflow.core.operator import LLM_CALLS, MEASURES, Result, StepStats
-from prepflow.data import journal
+from prepflow.data import journal, shardfile
 from prepflow.data.records import BadRecord
-from prepflow.data.writers import TEMP_SUFFIX, is_temp_name, write_table_atomic, write_text_atomic
+from prepflow.data.writers import TEMP_SUFFIX, is_temp_name, write_shard_atomic, write_text_atomic
 
 INPUT_STEP = "00-input"
 MARKER = ".prepflow-run"
@@ -70,7 +69,9 @@ _OWN_FILES = (
     f"{CACHE_FILE}-wal",
     f"{CACHE_FILE}-shm",
 )
-_STEP_SHARD = re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.parquet")
+#: Shard files; ``.parquet`` is what earlier versions wrote: still prepflow's to clean up.
+_STEP_SHARD = re.compile(r"\d{2,}-[^/]+/shard-\d{5,}\.(arrow|parquet)")
+_SHARD_GLOB = f"shard-*{shardfile.SUFFIX}"
 _OWN_DIRS = {
     **dict.fromkeys((*SHARD_KINDS, *SIDE_KINDS), _STEP_SHARD),
     "quarantine": re.compile(r"shard-\d{5,}\.jsonl"),
@@ -95,7 +96,7 @@ class ShardRecord:
 
 def shard_file(run_dir: Path, kind: str, step_dir: str, shard: int) -> Path:
     """Where a shard lives; ``kind`` is one of steps, dropped, failures, or a side kind."""
-    return run_dir / kind / step_dir / f"shard-{shard:05d}.parquet"
+    return run_dir / kind / step_dir / f"shard-{shard:05d}{shardfile.SUFFIX}"
 
 
 def profile_file(run_dir: Path, step_dir: str, shard: int, part: str) -> Path:
@@ -103,12 +104,14 @@ def profile_file(run_dir: Path, step_dir: str, shard: int, part: str) -> Path:
     return run_dir / PROFILES / step_dir / f"shard-{shard:05d}-{part}.pstats"
 
 
+def shard_files(run_dir: Path, kind: str, step_dir: str) -> list[Path]:
+    """The shard files of one kind of a step, in shard order."""
+    return sorted((run_dir / kind / step_dir).glob(_SHARD_GLOB))
+
+
 def read_shard(path: Path) -> pa.Table:
-    """One shard file as a table. ``ParquetFile`` reads a single file without ``pq.read_table``'s
-    dataset layer, whose import (``pyarrow.dataset``, which pulls in pandas when installed)
-    costs 0.05-0.3 s per process."""
-    with pq.ParquetFile(path) as f:
-        return f.read()
+    """One shard file as a table."""
+    return shardfile.read(path)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ class ShardWriter:
             if table is None or (kind != "steps" and table.num_rows == 0):
                 path.unlink(missing_ok=True)  # a recomputed shard leaves no stale side rows
             else:
-                write_table_atomic(table, path, fast=True)
+                write_shard_atomic(table, path)
 
     def write_profile(self, step_dir: str, shard: int, part: str, data: bytes) -> None:
         write_text_atomic(profile_file(self.run_dir, step_dir, shard, part), data)
@@ -185,7 +188,7 @@ class RunStore:
         self.writer().write(step_dir, shard, result)
 
     def write_input_shard(self, shard: int, table: pa.Table) -> None:
-        write_table_atomic(table, self.shard_path("steps", INPUT_STEP, shard), fast=True)
+        write_shard_atomic(table, self.shard_path("steps", INPUT_STEP, shard))
 
     def write_quarantine(self, shard: int, records: list[BadRecord]) -> None:
         """The malformed records of one input shard: the file is rewritten whole (or removed),
@@ -213,7 +216,7 @@ class RunStore:
         the output or the counts."""
         for step_dir in step_dirs:
             for kind in (*SHARD_KINDS, *SIDE_KINDS):
-                for f in (self.dir / kind / step_dir).glob("shard-*.parquet"):
+                for f in (self.dir / kind / step_dir).glob(_SHARD_GLOB):
                     if int(f.stem.split("-")[1]) >= n_shards:
                         f.unlink()
         for f in (self.dir / "quarantine").glob("shard-*.jsonl"):
@@ -231,16 +234,15 @@ class RunStore:
 
     def side_files(self, kind: str, step_dir: str) -> list[Path]:
         """The ``dropped`` or ``failures`` shard files of a step, in shard order."""
-        return sorted((self.dir / kind / step_dir).glob("shard-*.parquet"))
+        return shard_files(self.dir, kind, step_dir)
 
     def read_columns(
         self, path: Path, columns: tuple[str, ...], *, missing_ok: bool = False
     ) -> pa.Table:
         """Some columns of a shard file (``missing_ok``: leave out those it lacks)."""
-        with pq.ParquetFile(path) as f:
-            names = f.schema_arrow.names
-            wanted = [c for c in columns if c in names] if missing_ok else list(columns)
-            return f.read(columns=wanted)
+        table = shardfile.read(path)
+        names = table.schema.names
+        return table.select([c for c in columns if c in names] if missing_ok else list(columns))
 
     # ---- journal -----------------------------------------------------------------------------
 

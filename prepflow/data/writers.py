@@ -1,4 +1,4 @@
-"""Write the final dataset from the run's Parquet shards, and single tables, atomically.
+"""Write the final dataset from the run's shard files, and single files, atomically.
 
 Output format: ``format=`` when given, else the extension of ``path`` (``.jsonl``/``.ndjson``,
 ``.json``, ``.parquet``, ``.csv``/``.tsv``; text formats may add ``.gz``/``.bz2``/``.xz``/``.zst``),
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import ConfigError
+from prepflow.data import shardfile
 from prepflow.data.formats import check_format, file_kind
 from prepflow.data.schema import conform, json_text, unify_schemas
 
@@ -61,27 +62,11 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> None:
                 stale.unlink(missing_ok=True)
 
 
-#: Intermediate shards are read back only by the engine, once or twice, from the same disk: without
-#: compression, dictionary encoding and column statistics they are written 4x faster (lz4 alone
-#: cost 3 of every 4 ms of a 1,500-document shard), at about their in-memory size on disk. The
-#: final output is compressed.
-FAST_SHARD_OPTIONS = {"compression": "none", "use_dictionary": False, "write_statistics": False}
-
-
-def write_table_atomic(
-    table: pa.Table, path: str | os.PathLike[str], *, fast: bool = False
-) -> None:
-    """Write ``table`` as a Parquet file at ``path`` (local or fsspec URL), all or nothing.
-
-    ``fast`` trades file size and footer statistics for write speed (engine shards).
-    """
-    url, options = os.fspath(path), FAST_SHARD_OPTIONS if fast else {}
-    if _is_local(url):  # pyarrow's own file I/O: a run writes hundreds of shards
-        with _replacing_local(Path(url)) as tmp:
-            pq.write_table(table, tmp, **options)
-        return
-    with _replacing(url) as (fs, tmp):
-        pq.write_table(table, tmp, filesystem=fs, **options)
+def write_shard_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as an engine shard file (:mod:`prepflow.data.shardfile`) at the local
+    ``path``, all or nothing."""
+    with _replacing_local(path) as tmp:
+        shardfile.write(table, tmp)
 
 
 def output_format(url: str, format: str | None = None) -> str:
@@ -134,9 +119,10 @@ def write_output(
     format: str | None = None,
     drop_columns: Sequence[str] = ("_id",),
 ) -> int:
-    """Concatenate Parquet ``shards`` in order into the dataset at ``path``; return rows written.
+    """Concatenate the shard files ``shards`` in order into the dataset at ``path``; return rows
+    written.
 
-    Shards may disagree on schema; they are unified from their Parquet footers before the first
+    Shards may disagree on schema; they are unified from their footers before the first
     row is written (``prepflow.data.schema`` rules), so no column or value is lost. Memory holds
     one batch at a time.
     """
@@ -144,7 +130,7 @@ def write_output(
     kind = file_kind(url)
     fmt = check_output(url, format)
     sources = [os.fspath(s) for s in shards]
-    schema = unify_schemas(_shard_schema(s) for s in sources)
+    schema = unify_schemas(shardfile.schema(s) for s in sources)
     schema = pa.schema([f for f in schema if f.name not in set(drop_columns)])
     batches = _read_shards(sources, schema)
     with _replacing(url) as (fs, tmp):
@@ -161,17 +147,11 @@ def write_output(
                 raise ConfigError(f"{url}: cannot write as JSON ({e}); write Parquet") from e
 
 
-def _shard_schema(source: str) -> pa.Schema:
-    fs, path = fsspec.core.url_to_fs(source)
-    return pq.read_schema(path, filesystem=fs)
-
-
 def _read_shards(sources: Sequence[str], schema: pa.Schema) -> Iterator[pa.Table]:
     for source in sources:
-        fs, path = fsspec.core.url_to_fs(source)
-        shard = pq.ParquetFile(path, filesystem=fs)
-        names = [n for n in shard.schema_arrow.names if n in schema.names]
-        for batch in shard.iter_batches(batch_size=_READ_ROWS, columns=names):
+        shard = shardfile.read(source)
+        shard = shard.select([n for n in shard.schema.names if n in schema.names])
+        for batch in shard.to_batches(max_chunksize=_READ_ROWS):
             yield conform(pa.Table.from_batches([batch]), schema)
 
 
@@ -277,11 +257,6 @@ def _replacing(url: str) -> Iterator[tuple[fsspec.AbstractFileSystem, str]]:
     finally:
         if fs.exists(tmp):
             fs.rm(tmp, recursive=True)
-
-
-def _is_local(url: str) -> bool:
-    """A plain path (no fsspec protocol or chain)."""
-    return "://" not in url and "::" not in url
 
 
 @contextlib.contextmanager

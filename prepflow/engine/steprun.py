@@ -170,7 +170,7 @@ class ShardJob:
 
     writer: ShardWriter
     shard: int
-    source: Path  # Parquet shard the first step reads
+    source: Path  # the shard file the first step reads
     steps: list[str]  # step dir names, in order
     profile: bool = False  # run each step under cProfile (``--profile``)
 

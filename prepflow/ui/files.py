@@ -9,9 +9,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from prepflow.core.operator import ID
+from prepflow.data import shardfile
 from prepflow.data.runstore import INPUT_STEP, shard_file
 from prepflow.engine.drops import snippet
 
@@ -21,32 +21,31 @@ SNIPPET_CHARS = 240
 def columns(path: Path, names: Iterable[str]) -> pa.Table | None:
     """The columns ``names`` of a shard file that it has (None: no such file)."""
     try:
-        with pq.ParquetFile(path) as f:
-            present = [n for n in names if n in f.schema_arrow.names]
-            return f.read(columns=present)
+        table = shardfile.read(path)
     except FileNotFoundError:
         return None
+    return table.select([n for n in names if n in table.schema.names])
 
 
 def schema(path: Path) -> pa.Schema | None:
     try:
-        return pq.read_schema(path)
+        return shardfile.schema(path)
     except FileNotFoundError:
         return None
 
 
 def rows_with_ids(path: Path, ids: Iterable[int], names: list[str] | None = None) -> list[dict]:
-    """The rows of a shard file whose ``_id`` is one of ``ids``, in file order (the ``_id``
-    column is read first, the other columns only when a row matches)."""
+    """The rows of a shard file whose ``_id`` is one of ``ids``, in file order (only the pages
+    of the ``_id`` column are read, and the other columns' only when a row matches)."""
     wanted = pa.array(sorted(set(ids)), pa.int64())
     try:
-        with pq.ParquetFile(path) as f:
-            found = pc.is_in(f.read(columns=[ID])[ID], value_set=wanted)
-            if not pc.any(found).as_py():
-                return []
-            return f.read(columns=names).filter(found).to_pylist()
+        table = shardfile.read(path)
     except FileNotFoundError:
         return []
+    found = pc.is_in(table[ID], value_set=wanted)
+    if not pc.any(found).as_py():
+        return []
+    return (table if names is None else table.select(names)).filter(found).to_pylist()
 
 
 def input_dir(steps: list[dict[str, Any]], index: int) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from prepflow.core.operator import (
     ATTEMPTS,
@@ -28,6 +27,7 @@ from prepflow.core.operator import (
     RAW,
     REASON,
 )
+from prepflow.data import shardfile
 from prepflow.data.runstore import INPUT_STEP, shard_file
 from prepflow.ui import files
 from prepflow.ui.present import display
@@ -102,7 +102,7 @@ def measured(run_dir: Path, step_dir: str, shard: int, row_id: int) -> list[dict
     found = files.rows_with_ids(path, [row_id])
     if not found:
         return []
-    rules = json.loads(pq.read_schema(path).metadata[MEASURED_RULES])
+    rules = json.loads(shardfile.schema(path).metadata[MEASURED_RULES])
     out = []
     for r in rules:
         value = found[0].get(r["column"])

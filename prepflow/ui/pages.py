@@ -16,7 +16,7 @@ from prepflow.core.columns import schema_of
 from prepflow.core.errors import PrepflowError
 from prepflow.core.operator import StepStats
 from prepflow.core.registry import registry
-from prepflow.data.runstore import INPUT_STEP, read_invocation
+from prepflow.data.runstore import INPUT_STEP, read_invocation, shard_files
 from prepflow.engine.drops import drop_groups, failure_groups
 from prepflow.engine.spec import PipelineSpec, StepSpec
 from prepflow.serving.config import REDACTED
@@ -275,7 +275,7 @@ class _SideFiles:
         self.dir = run_dir
 
     def side_files(self, kind: str, step_dir: str) -> list[Path]:
-        return sorted((self.dir / kind / step_dir).glob("shard-*.parquet"))
+        return shard_files(self.dir, kind, step_dir)
 
     def read_columns(
         self, path: Path, columns: tuple[str, ...], *, missing_ok: bool = False
@@ -296,7 +296,7 @@ class _StepShape:
 
 def _schema_in(run_dir: Path, steps: list[dict[str, Any]], index: int) -> dict[str, str]:
     source = files.input_dir(steps, index)
-    for path in sorted((run_dir / "steps" / source).glob("shard-*.parquet"))[:1]:
+    for path in shard_files(run_dir, "steps", source)[:1]:
         found = files.schema(path)
         if found is not None:
             return schema_of(found)

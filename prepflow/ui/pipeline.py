@@ -12,11 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from prepflow.core.columns import Schema, schema_of
 from prepflow.core.errors import CompileError, PrepflowError
 from prepflow.core.operator import ID
+from prepflow.data import shardfile
 from prepflow.data.runstore import INPUT_STEP, shard_file
 from prepflow.engine.compiler import Plan, compile_pipeline
 from prepflow.engine.spec import PipelineSpec, load_yaml
@@ -38,7 +37,7 @@ def spec(run_dir: Path) -> PipelineSpec:
 def input_schema(run_dir: Path) -> Schema | None:
     """The run's input columns, from its first input shard's footer."""
     try:
-        schema = schema_of(pq.read_schema(shard_file(run_dir, "steps", INPUT_STEP, 0)))
+        schema = schema_of(shardfile.schema(shard_file(run_dir, "steps", INPUT_STEP, 0)))
     except FileNotFoundError:
         return None
     return {k: v for k, v in schema.items() if k != ID}

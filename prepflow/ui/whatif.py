@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from prepflow.core.operator import ID, MEASURED_RULES, MEASURES, REASON
+from prepflow.data import shardfile
 from prepflow.data.runstore import shard_file
 from prepflow.ui import files
 
@@ -211,7 +211,7 @@ def _measured(run_dir: Path, step_dir: str, n: int, version: Hashable) -> _Measu
     paths = [(k, p) for k, p in paths if p.exists()]
     if not paths:
         return None
-    rules = json.loads(pq.read_schema(paths[0][1]).metadata[MEASURED_RULES])
+    rules = json.loads(shardfile.schema(paths[0][1]).metadata[MEASURED_RULES])
     needed = [ID, *dict.fromkeys(r["column"] for r in rules)]
     tables = [(k, t) for k, p in paths if (t := files.columns(p, needed)) is not None]
     table = pa.concat_tables([t for _, t in tables])

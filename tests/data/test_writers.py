@@ -1,4 +1,4 @@
-"""write_output / write_table_atomic: round trips, schema unification across shards, atomicity."""
+"""write_output / write_shard_atomic: round trips, schema unification across shards, atomicity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from prepflow.core.errors import ConfigError
 from prepflow.data.readers import open_input
-from prepflow.data.writers import write_output, write_table_atomic
+from prepflow.data.writers import write_output, write_shard_atomic
 
 ROWS = [
     {"_id": 0, "text": 'héllo, "world"\nline 2', "n": 1, "score": 0.5, "ok": True},
@@ -25,8 +25,8 @@ OUT = [{k: v for k, v in r.items() if k != "_id"} for r in ROWS]
 def shards(tmp_path, *tables: pa.Table) -> list:
     paths = []
     for k, table in enumerate(tables):
-        paths.append(tmp_path / "shards" / f"{k:05d}.parquet")
-        write_table_atomic(table, paths[-1])
+        paths.append(tmp_path / "shards" / f"{k:05d}.arrow")
+        write_shard_atomic(table, paths[-1])
     return paths
 
 
@@ -114,8 +114,8 @@ def test_failed_write_leaves_the_old_output_and_no_temp(tmp_path):
     target = tmp_path / "out" / "o.jsonl"
     write_output(parts, target)
     before = target.read_bytes()
-    broken = tmp_path / "broken.parquet"
-    broken.write_bytes(b"not parquet")
+    broken = tmp_path / "broken.arrow"
+    broken.write_bytes(b"not an arrow file")
     with pytest.raises(pa.ArrowInvalid):
         write_output([*parts, broken], target)
     assert target.read_bytes() == before
@@ -140,16 +140,14 @@ def test_output_format_errors(tmp_path):
     assert write_output(parts, tmp_path / "out.txt", format="jsonl") == 3
 
 
-def test_memory_urls_for_shards_and_output():
+def test_a_shard_is_replaced_whole_and_the_output_may_be_an_fsspec_url(tmp_path):
+    path = tmp_path / "shards" / "0.arrow"
+    write_shard_atomic(pa.Table.from_pylist(ROWS), path)
+    write_shard_atomic(pa.Table.from_pylist(ROWS[:1]), path)
+    assert [p.name for p in path.parent.iterdir()] == ["0.arrow"]  # no temporary file left
     fs = fsspec.filesystem("memory")
     try:
-        write_table_atomic(pa.Table.from_pylist(ROWS), "memory://prepflow-w/shards/0.parquet")
-        write_table_atomic(pa.Table.from_pylist(ROWS[:1]), "memory://prepflow-w/shards/0.parquet")
-        assert fs.ls("/prepflow-w/shards", detail=False) == ["/prepflow-w/shards/0.parquet"]
-        assert (
-            write_output(["memory://prepflow-w/shards/0.parquet"], "memory://prepflow-w/o.jsonl.gz")
-            == 1
-        )
+        assert write_output([path], "memory://prepflow-w/o.jsonl.gz") == 1
         assert read_back("memory://prepflow-w/o.jsonl.gz") == OUT[:1]
     finally:
         fs.rm("/prepflow-w", recursive=True)

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from prepflow.data import shardfile
 from prepflow.engine.runner import retry_run, run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.testing import ChatRequest, ScriptedServer
@@ -103,8 +103,8 @@ def test_faults_leave_every_row_a_result_or_a_failure(tmp_path: Path) -> None:
     assert all(r["answer"] == f"answer to <Q: {r['question']}>" for r in out)  # never null
     failed = [
         r
-        for p in sorted((tmp_path / "run" / "failures").rglob("*.parquet"))
-        for r in pq.read_table(p).to_pylist()
+        for p in sorted((tmp_path / "run" / "failures").rglob("*.arrow"))
+        for r in shardfile.read(p).to_pylist()
     ]
     assert len(failed) == gen["failed"]
     assert all(r["_error_type"] and r["_error"] for r in failed)

@@ -166,7 +166,7 @@ def test_distributed_dedup_decides_as_the_local_executor(
             executor=executor,
         )
         dropped[executor] = {
-            step: _rows(sorted((run_dir / "dropped" / step).glob("*.parquet")))
+            step: _rows(sorted((run_dir / "dropped" / step).glob("*.arrow")))
             for step in ("01-exact_dedup", "02-minhash_dedup")
         }
     assert digest(tmp_path / "local.jsonl") == digest(tmp_path / "ray.jsonl")

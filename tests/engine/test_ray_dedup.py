@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from prepflow.core.operator import ID
+from prepflow.data import shardfile
 from prepflow.engine.context import WorkerContextSpec
 from prepflow.engine.executors import ray_dedup as dd
 from prepflow.operators.text.dedup import MinHashDedup, TextExactDedup
@@ -44,8 +44,8 @@ def _shards(texts: list[str], shard_rows: int, tmp_path: Path) -> list[str]:
     for k, start in enumerate(range(0, len(texts), shard_rows)):
         part = texts[start : start + shard_rows]
         table = pa.table({"text": part, ID: pa.array(range(start, start + len(part)), pa.int64())})
-        path = tmp_path / f"shard-{k:05d}.parquet"
-        pq.write_table(table, path)
+        path = tmp_path / f"shard-{k:05d}.arrow"
+        shardfile.write(table, path)
         paths.append(str(path))
     return paths
 
@@ -107,7 +107,7 @@ def _distributed(op, paths: list[str], parts: int, tmp_path: Path, rng: random.R
 def test_distributed_stages_decide_as_finalize(op, parts: int, tmp_path: Path, shared_data: Path):
     texts = _texts(shared_data)
     paths = _shards(texts, 70, tmp_path)
-    op.finalize(functools.reduce(op.merge, (op.summarize(pq.read_table(p)) for p in paths)))
+    op.finalize(functools.reduce(op.merge, (op.summarize(shardfile.read(p)) for p in paths)))
     want = op._verdict
     got = _distributed(op, paths, parts, tmp_path, random.Random(parts))
     assert len(want.dropped) > 40

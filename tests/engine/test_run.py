@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prepflow.core.errors import CompileError, InputError
-from prepflow.data import journal
+from prepflow.data import journal, shardfile
 from prepflow.engine.runner import retry_run, run_pipeline
 from prepflow.engine.spec import load_yaml
 
@@ -128,9 +128,7 @@ def test_rows_accounted_on_real_corpora(tmp_path: Path, shared_data: Path) -> No
     prev_out = n_lines
     for s in report["steps"]:
         on_disk = {
-            kind: sum(
-                pq.read_metadata(p).num_rows for p in (run / kind / s["dir"]).glob("*.parquet")
-            )
+            kind: sum(shardfile.read(p).num_rows for p in (run / kind / s["dir"]).glob("*.arrow"))
             for kind in ("steps", "dropped", "failures")
             if (run / kind / s["dir"]).exists()
         }
@@ -161,7 +159,7 @@ def test_failing_rows_are_isolated_and_retry_reruns_only_them(tmp_path: Path) ->
     )
     assert rep.steps[1]["failed"] == 2 and rep.steps[1]["errors"] == {"ValueError": 2}
     assert rep.ok  # 0.5% failures < 10% threshold
-    failed = pq.read_table(run / "failures" / "02-tflaky" / "shard-00000.parquet").to_pylist()
+    failed = shardfile.read(run / "failures" / "02-tflaky" / "shard-00000.arrow").to_pylist()
     assert [r["_id"] for r in failed] == [7]
     assert failed[0]["_error"] == "row contains 'BOOM'"
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 398

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from prepflow.core.operator import ID, MEASURED_RULES, REASON
+from prepflow.data import shardfile
 from prepflow.engine.runner import retry_run, run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.testing import ChatRequest, ScriptedServer
@@ -32,7 +32,7 @@ def texts(n: int) -> list[dict]:
 
 
 def read(path: Path) -> list[dict]:
-    return pq.read_table(path).to_pylist()
+    return shardfile.read(path).to_pylist()
 
 
 def test_a_threshold_filter_records_every_rows_measured_values(tmp_path: Path):
@@ -40,9 +40,9 @@ def test_a_threshold_filter_records_every_rows_measured_values(tmp_path: Path):
     run = tmp_path / "run"
     run_pipeline(load_yaml(PIPELINE), input=src, output=tmp_path / "o.jsonl", run_dir=run,
                  shard_rows=25, progress=False)  # fmt: skip
-    files = sorted((run / "measures" / "01-gopher").glob("shard-*.parquet"))
-    assert [f.name for f in files] == ["shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]  # fmt: skip
-    rules = json.loads(pq.read_schema(files[0]).metadata[MEASURED_RULES])
+    files = sorted((run / "measures" / "01-gopher").glob("shard-*.arrow"))
+    assert [f.name for f in files] == ["shard-00000.arrow", "shard-00001.arrow", "shard-00002.arrow"]  # fmt: skip
+    rules = json.loads(shardfile.schema(files[0]).metadata[MEASURED_RULES])
     by_param = {r["param"]: r for r in rules}
     # a minimum and a maximum of one measure share its column
     assert by_param["min_doc_words"]["column"] == by_param["max_doc_words"]["column"] == "word_count"  # fmt: skip
@@ -50,8 +50,8 @@ def test_a_threshold_filter_records_every_rows_measured_values(tmp_path: Path):
     measured = {row[ID]: row for f in files for row in read(f)}
     assert sorted(measured) == list(range(60))  # every row that entered, once
 
-    kept = {r[ID] for f in (run / "steps" / "01-gopher").glob("*.parquet") for r in read(f)}
-    dropped = {r[ID]: r[REASON] for f in (run / "dropped" / "01-gopher").glob("*.parquet") for r in read(f)}  # fmt: skip
+    kept = {r[ID] for f in (run / "steps" / "01-gopher").glob("*.arrow") for r in read(f)}
+    dropped = {r[ID]: r[REASON] for f in (run / "dropped" / "01-gopher").glob("*.arrow") for r in read(f)}  # fmt: skip
     assert kept and dropped and kept | set(dropped) == set(measured)
 
     def passes(row: dict) -> bool:  # the rules replayed on the recorded values
@@ -75,15 +75,15 @@ def test_measures_are_cleaned_like_shards(tmp_path: Path):
         src = write_jsonl(tmp_path / "in.jsonl", texts(rows))
         run_pipeline(load_yaml(spec), input=src, output=tmp_path / "o.jsonl", run_dir=run,
                      shard_rows=25, progress=False)  # fmt: skip
-    assert len(list((run / "measures" / "01-gopher").glob("*.parquet"))) == 2
+    assert len(list((run / "measures" / "01-gopher").glob("*.arrow"))) == 2
     (run / "measures" / "notes.txt").write_text("mine")  # not prepflow's: kept
     renamed = spec.replace("name: gopher,", "name: quality,").replace("min_doc_words: 8", "min_doc_words: 9")  # fmt: skip
     run_pipeline(load_yaml(renamed), input=src, output=tmp_path / "o.jsonl", run_dir=run,
                  shard_rows=25, fresh=True, progress=False)  # fmt: skip
     assert (run / "measures" / "notes.txt").read_text() == "mine"
     assert not (run / "measures" / "01-gopher").exists()  # --fresh removed the old step's
-    files = list((run / "measures" / "01-quality").glob("*.parquet"))
-    rules = json.loads(pq.read_schema(files[0]).metadata[MEASURED_RULES])
+    files = list((run / "measures" / "01-quality").glob("*.arrow"))
+    rules = json.loads(shardfile.schema(files[0]).metadata[MEASURED_RULES])
     assert {r["param"]: r["threshold"] for r in rules}["min_doc_words"] == 9
 
 
@@ -115,7 +115,7 @@ def test_an_llm_step_records_each_rows_calls_with_prompt_and_reply(tmp_path: Pat
         run_pipeline(spec, input=src, output=tmp_path / "o.jsonl", run_dir=run, shard_rows=4,
                      max_failure_rate=1, progress=False)  # fmt: skip
         sent = {tuple(m["content"] for m in r.body["messages"]) for r in server.received if r.path.endswith("/chat/completions")}  # fmt: skip
-        files = sorted((run / "llm_calls" / "01-ask").glob("*.parquet"))
+        files = sorted((run / "llm_calls" / "01-ask").glob("*.arrow"))
         calls = [c for f in files for c in read(f)]
         assert len(files) == 3 and sorted(c[ID] for c in calls) == list(range(12))
         for c in calls:
@@ -131,7 +131,7 @@ def test_an_llm_step_records_each_rows_calls_with_prompt_and_reply(tmp_path: Pat
         assert b"sk-never-stored" not in b"".join(f.read_bytes() for f in files)
 
         retry_run(run, serving=spec.serving, progress=False)  # recomputes the shards with failures
-    again = {c[ID]: c for f in sorted((run / "llm_calls" / "01-ask").glob("*.parquet")) for c in read(f)}  # fmt: skip
+    again = {c[ID]: c for f in sorted((run / "llm_calls" / "01-ask").glob("*.arrow")) for c in read(f)}  # fmt: skip
     assert (
         again[1]["cached"] and again[1]["attempts"] == 0
     )  # the good rows' answers, from the cache

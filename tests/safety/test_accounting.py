@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from prepflow.data import shardfile
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.testing import ScriptedServer
@@ -25,8 +25,8 @@ from .conftest import commits, start, wait_for
 
 
 def ids(run: Path, kind: str, step_dir: str) -> Counter[int]:
-    files = sorted((run / kind / step_dir).glob("shard-*.parquet"))
-    return Counter(i for f in files for i in pq.read_table(f, columns=["_id"])["_id"].to_pylist())
+    files = sorted((run / kind / step_dir).glob("shard-*.arrow"))
+    return Counter(i for f in files for i in shardfile.read(f).select(["_id"])["_id"].to_pylist())
 
 
 def audit(run: Path, input_lines: int | None = None) -> None:

@@ -9,7 +9,10 @@ import signal
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
+
+from prepflow.data import shardfile
 
 from .conftest import cli, commits, slow_pipeline, start, tree_digest, wait_for, write_rows
 
@@ -76,6 +79,25 @@ def test_fresh_deletes_only_what_prepflow_wrote(work: Path):
     assert (work / "r/notes.md").read_text() == "my notes\n"
     assert (work / "r/steps/01-tupper/mine.txt").read_text() == "mine\n"
     assert len({e.session for e in commits(work / "r")}) == 1  # the journal started over
+
+
+def test_a_run_directory_with_parquet_shards_of_an_earlier_version_recomputes(work: Path):
+    src = write_rows(work / "in.jsonl", 300)
+    pipeline = slow_pipeline(work / "p.yaml", 0)
+    args = ["run", pipeline, "--input", src, "--output", "o.jsonl", "--run-dir", "r"]
+    assert cli(*args, cwd=work).returncode == 0
+    expected = (work / "o.jsonl").read_text()
+    shards = sorted((work / "r").glob(f"*/*/shard-*{shardfile.SUFFIX}"))
+    assert shards
+    for path in shards:  # what an earlier prepflow left: the same rows, as Parquet
+        pq.write_table(shardfile.read(path), path.with_suffix(".parquet"))
+        path.unlink()
+    (work / "o.jsonl").unlink()
+    assert cli(*args, cwd=work).returncode == 0
+    assert (work / "o.jsonl").read_text() == expected
+    assert all(path.exists() for path in shards)  # recomputed, not read from the old files
+    assert cli(*args, "--fresh", cwd=work).returncode == 0
+    assert not list((work / "r").glob("*/*/shard-*.parquet"))  # prepflow's own: cleaned up
 
 
 @pytest.mark.parametrize("where", ["same", "symlink", "glob", "inside-dir", "run-dir-inside"])

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from prepflow.data import shardfile
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.testing import ChatRequest, ScriptedServer
@@ -62,8 +62,8 @@ class Runs:
 
 def rows(run: Path, kind: str, step_dir: str) -> list[dict]:
     """Every row of a step's files of one kind (steps, dropped, failures, measures...)."""
-    files = sorted((run / kind / step_dir).glob("shard-*.parquet"))
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
+    files = sorted((run / kind / step_dir).glob("shard-*.arrow"))
+    return [r for f in files for r in shardfile.read(f).to_pylist()]
 
 
 def judge_or_refuse(req: ChatRequest) -> str:

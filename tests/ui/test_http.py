@@ -19,10 +19,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from prepflow.core.operator import ID, MEASURED_RULES, REASON
+from prepflow.data import shardfile
 from prepflow.operators.text.heuristics import GopherRepetitionFilter
 from tests.helpers import prepflow
 from tests.safety.conftest import slow_pipeline, start, wait_for, write_rows
@@ -39,9 +39,7 @@ def get(ui: str, path: str, **params: str) -> httpx.Response:
 
 
 def count(run: Path, kind: str, step_dir: str) -> int:
-    return sum(
-        pq.read_metadata(f).num_rows for f in (run / kind / step_dir).glob("shard-*.parquet")
-    )
+    return sum(shardfile.read(f).num_rows for f in (run / kind / step_dir).glob("shard-*.arrow"))
 
 
 def step_dirs(run: Path) -> list[str]:
@@ -95,8 +93,8 @@ def test_llm_usage_per_step_is_summed_from_the_calls(runs: Runs, ui: str):
 def replay(run: Path, param: str, threshold: float) -> int:
     """Rows the gopher step would keep with ``param`` at ``threshold``, from its measures."""
     measured = rows(run, "measures", GOPHER)
-    first = next((run / "measures" / GOPHER).glob("*.parquet"))
-    rules = json.loads(pq.read_schema(first).metadata[MEASURED_RULES])
+    first = next((run / "measures" / GOPHER).glob("*.arrow"))
+    rules = json.loads(shardfile.schema(first).metadata[MEASURED_RULES])
     kept = 0
     for row in measured:
         ok = True

@@ -214,7 +214,7 @@ class Executor(abc.ABC):
     # ---- ingest ------------------------------------------------------------------------------
 
     def ingest(self) -> Iterator[int]:
-        """Cut the input into Parquet shards (skipping those already done), quarantining
+        """Cut the input into shard files (skipping those already done), quarantining
         malformed records when asked; yields each shard index in order. Sets ``n_shards``.
 
         A shard is written and committed once the next one has been read, so the malformed

@@ -9,7 +9,7 @@ report and resume as ``local``, with the work spread over a Ray cluster.
   (step, shard) to the journal once its files are in place, so a killed driver resumes exactly
   like a local run.
 * **Row-local steps**: consecutive synchronous steps of a shard run as one Ray task over that
-  shard's Parquet file, with the same code as ``local`` (``run_sync``). Tasks per shard, not Ray
+  shard's file, with the same code as ``local`` (``run_sync``). Tasks per shard, not Ray
   Data's re-blocked batches: a shard is the unit of resume and of the journal, and row keys
   (``_id`` plus the rank among siblings *within a shard*) must see whole shards; re-blocking
   would change neither the rows nor the speed of these Arrow-in, Arrow-out steps, but it would

