@@ -21,7 +21,6 @@ from typing import IO
 import fsspec
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import InputError, PrepflowError
@@ -36,7 +35,13 @@ from prepflow.data.json_array import read_json
 from prepflow.data.jsonl import BLOCK_BYTES, read_jsonl
 from prepflow.data.records import BadRecord, OnBad
 from prepflow.data.schema import concat_tables
-from prepflow.data.tabular import parquet_schema, read_arrow_stream, read_csv, read_parquet
+from prepflow.data.tabular import (
+    parquet_rows,
+    parquet_schema,
+    read_arrow_stream,
+    read_csv,
+    read_parquet,
+)
 from prepflow.data.text_lines import read_lines
 
 __all__ = ["BadRecord", "Source", "open_input", "rebatch"]
@@ -73,7 +78,7 @@ class Source:
             total = 0
             for path in self.paths:
                 with _reading(path), self._open(path) as f:
-                    total += pq.ParquetFile(f).metadata.num_rows
+                    total += parquet_rows(f)
             return total
         if self.format == "documents":
             return len(self.paths)
