@@ -216,7 +216,7 @@ class RunStore:
         the output or the counts."""
         for step_dir in step_dirs:
             for kind in (*SHARD_KINDS, *SIDE_KINDS):
-                for f in (self.dir / kind / step_dir).glob(_SHARD_GLOB):
+                for f in shard_files(self.dir, kind, step_dir):
                     if int(f.stem.split("-")[1]) >= n_shards:
                         f.unlink()
         for f in (self.dir / "quarantine").glob("shard-*.jsonl"):
@@ -240,9 +240,9 @@ class RunStore:
         self, path: Path, columns: tuple[str, ...], *, missing_ok: bool = False
     ) -> pa.Table:
         """Some columns of a shard file (``missing_ok``: leave out those it lacks)."""
-        table = shardfile.read(path)
-        names = table.schema.names
-        return table.select([c for c in columns if c in names] if missing_ok else list(columns))
+        if missing_ok:
+            return shardfile.read(path, columns)
+        return shardfile.read(path).select(list(columns))
 
     # ---- journal -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ it: ``pyarrow.feather.read_table``, ``polars.read_ipc``, DuckDB's ``arrow`` exte
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -23,11 +24,14 @@ def write(table: pa.Table, path: str | os.PathLike[str]) -> None:
         writer.write_table(table)
 
 
-def read(path: str | os.PathLike[str]) -> pa.Table:
-    """The shard at ``path``, memory-mapped: selecting columns copies nothing, and only the pages
-    of the columns used are ever read from disk."""
+def read(path: str | os.PathLike[str], columns: Iterable[str] | None = None) -> pa.Table:
+    """The shard at ``path`` (only those of ``columns`` it has, when given), memory-mapped:
+    selecting columns copies nothing, and only the pages of the columns used are ever read."""
     with pa.memory_map(os.fspath(path)) as source:
-        return ipc.open_file(source).read_all()
+        table = ipc.open_file(source).read_all()
+    if columns is None:
+        return table
+    return table.select([c for c in columns if c in table.schema.names])
 
 
 def schema(path: str | os.PathLike[str]) -> pa.Schema:

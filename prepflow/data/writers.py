@@ -148,9 +148,7 @@ def write_output(
 
 def _read_shards(sources: Sequence[str], schema: pa.Schema) -> Iterator[pa.Table]:
     for source in sources:
-        shard = shardfile.read(source)
-        shard = shard.select([n for n in shard.schema.names if n in schema.names])
-        for batch in shard.to_batches(max_chunksize=_READ_ROWS):
+        for batch in shardfile.read(source, schema.names).to_batches(max_chunksize=_READ_ROWS):
             yield conform(pa.Table.from_batches([batch]), schema)
 
 

@@ -21,10 +21,9 @@ SNIPPET_CHARS = 240
 def columns(path: Path, names: Iterable[str]) -> pa.Table | None:
     """The columns ``names`` of a shard file that it has (None: no such file)."""
     try:
-        table = shardfile.read(path)
+        return shardfile.read(path, names)
     except FileNotFoundError:
         return None
-    return table.select([n for n in names if n in table.schema.names])
 
 
 def schema(path: Path) -> pa.Schema | None:
