@@ -8,9 +8,8 @@ package instead. Files are then opened with ``fs.open(path, mode, compression=co
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
-
-from fsspec.compression import compr
 
 from prepflow.core.errors import ConfigError, PrepflowError
 
@@ -73,6 +72,13 @@ def check_format(
         raise error(f"format {fmt!r} is an input format only; write jsonl, parquet, csv or hf")
     if compression and fmt in _UNCOMPRESSIBLE:
         raise error(f"format {fmt!r} cannot be wrapped in {compression} compression")
-    if compression and compression not in compr:
+    if compression and compression not in _codecs():
         package = _CODEC_PACKAGES.get(compression, compression)
         raise error(f"{compression} compression needs `pip install {package}`")
+
+
+def _codecs() -> Container[str]:
+    """The codecs fsspec can open here (imports fsspec: only for a compressed file)."""
+    from fsspec.compression import compr
+
+    return compr

@@ -6,10 +6,8 @@ import fnmatch
 import os
 from pathlib import Path
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
 from prepflow.core.errors import ConfigError
+from prepflow.data import files
 from prepflow.data.readers import Source
 
 
@@ -19,7 +17,7 @@ def check_outputs_spare_input(
     """Raise when ``output`` (or ``run_dir``) is an input file (links followed), lies inside an
     input directory, or matches an input glob: the run would destroy its input, or the next run
     would read its own output as input."""
-    if not isinstance(source.fs, LocalFileSystem):
+    if not source.local:
         return  # remote inputs: nothing on this machine to compare with
     inputs = {_resolved(p) for p in source.paths}
     root = _input_root(input_url)
@@ -27,8 +25,7 @@ def check_outputs_spare_input(
     if run_dir is not None:
         targets.append(("--run-dir", os.fspath(run_dir)))
     for option, value in targets:
-        fs, _ = fsspec.core.url_to_fs(value)
-        if not isinstance(fs, LocalFileSystem):
+        if not files.is_local(value):
             continue
         path = _resolved(value)
         if path in inputs:
@@ -45,7 +42,7 @@ def check_outputs_spare_input(
                 f"{option} {value!r} is inside the input directory {_shown(root)}: the next "
                 "run would read it as input; choose a path outside it"
             )
-        if _is_glob(input_url) and fnmatch.fnmatch(str(path), str(_resolved(input_url))):
+        if files.is_glob(input_url) and fnmatch.fnmatch(str(path), str(_resolved(input_url))):
             raise ConfigError(
                 f"{option} {value!r} matches the input pattern {input_url!r}: the next run "
                 "would read it as input; choose a path the pattern does not match"
@@ -54,20 +51,14 @@ def check_outputs_spare_input(
 
 def _resolved(path: str) -> Path:
     """An absolute path with links followed (a path that does not exist yet: its parent's)."""
-    local = Path(os.path.expanduser(fsspec.core.strip_protocol(path)))
-    return local.resolve()
+    return Path(os.path.expanduser(files.local_path(path))).resolve()
 
 
 def _input_root(url: str) -> Path | None:
     """The directory an input names (None for a file or a glob)."""
-    fs, root = fsspec.core.url_to_fs(url)
-    if not isinstance(fs, LocalFileSystem) or _is_glob(root):
+    if not files.is_local(url) or files.is_glob(url):
         return None
-    return _resolved(root)
-
-
-def _is_glob(path: str) -> bool:
-    return any(c in path for c in "*?[")
+    return _resolved(url)
 
 
 def _inside(path: Path, directory: Path) -> bool:

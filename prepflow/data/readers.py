@@ -16,14 +16,13 @@ import lzma
 import os
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import fsspec
 import orjson
 import pyarrow as pa
-from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import InputError, PrepflowError
+from prepflow.data import files
 from prepflow.data.documents import document_root, document_table, named_format
 from prepflow.data.formats import (
     HF_DICT_MARKER,
@@ -44,16 +43,27 @@ from prepflow.data.tabular import (
 )
 from prepflow.data.text_lines import read_lines
 
+if TYPE_CHECKING:
+    import fsspec
+
 __all__ = ["BadRecord", "Source", "open_input", "rebatch"]
 
 _SAMPLE_BYTES = 1 << 20  # what schema() reads of a text file
 
 
 class Source:
-    """The files of one input, in a fixed order, all of one format."""
+    """The files of one input, in a fixed order, all of one format. ``fs`` is None for local
+    files (then fsspec is imported only to open a compressed one: see ``data.files``)."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, paths: list[str], format: str):
-        self.fs, self.paths, self.format = fs, paths, format
+    def __init__(self, fs: fsspec.AbstractFileSystem | None, paths: list[str], format: str):
+        self._fs, self.paths, self.format = fs, paths, format
+        self.local = fs is None or files.is_local_filesystem(fs)
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            self._fs = files.local_filesystem()
+        return self._fs
 
     def __repr__(self) -> str:
         return f"Source(format={self.format!r}, files={len(self.paths)}, first={self.paths[0]!r})"
@@ -82,7 +92,7 @@ class Source:
             return total
         if self.format == "documents":
             return len(self.paths)
-        size = sum(self.fs.info(p).get("size") or 0 for p in self.paths)
+        size = sum(self._size(p) for p in self.paths)
         with _reading(self.paths[0]), self._open(self.paths[0]) as f:
             sample = f.read(_SAMPLE_BYTES)
         lines = sample.count(b"\n") or 1
@@ -128,8 +138,14 @@ class Source:
     def _document_root(self) -> str:
         return document_root(self.paths)
 
+    def _size(self, path: str) -> int:
+        return os.path.getsize(path) if self.local else self.fs.info(path).get("size") or 0
+
     def _open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
-        return self.fs.open(path, "rb", compression=file_kind(path).compression)
+        compression = file_kind(path).compression
+        if self.local and compression is None:
+            return open(path, "rb")
+        return self.fs.open(path, "rb", compression=compression)
 
 
 @contextlib.contextmanager
@@ -160,7 +176,7 @@ class HeadSource(Source):
     """The first ``limit`` rows of another source (``prepflow run --limit N``)."""
 
     def __init__(self, source: Source, limit: int) -> None:
-        super().__init__(source.fs, source.paths, source.format)
+        super().__init__(source._fs, source.paths, source.format)
         self.limit = limit
 
     def estimate_rows(self) -> int:
@@ -208,11 +224,17 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
     url = os.fspath(path)
     if format is not None:
         check_format(format, error=InputError, reading=True)
-    fs, root = fsspec.core.url_to_fs(url)
-    if any(c in root for c in "*?["):
-        found = fs.glob(root, detail=True)
-        files = sorted(p for p, info in found.items() if info["type"] == "file")
-        if not files:
+    if (
+        files.is_plain(url)
+        and not files.is_glob(url)
+        and os.path.isfile(plain := files.plain_path(url))
+    ):
+        return _source(None, [plain], url, format)  # the common case, without fsspec
+    fs, root = files.filesystem(url)
+    if files.is_glob(root):
+        matched = fs.glob(root, detail=True)
+        found = sorted(p for p, info in matched.items() if info["type"] == "file")
+        if not found:
             raise InputError("the pattern matches no files", path=url)
     elif fs.isdir(root):
         if format == "hf" or any(fs.isfile(f"{root}/{m}") for m in HF_MARKERS):
@@ -223,18 +245,24 @@ def open_input(path: str | os.PathLike[str], *, format: str | None = None) -> So
                 f"this is a datasets DatasetDict; pass one split's directory ({', '.join(splits)})",
                 path=url,
             )
-        files = sorted(p for p in fs.find(root) if not _hidden(p[len(root) :]))
-        if not files:
+        found = sorted(p for p in fs.find(root) if not _hidden(p[len(root) :]))
+        if not found:
             raise InputError("the directory holds no data files", path=url)
     elif fs.isfile(root):
-        files = [root]
+        found = [root]
     else:
         raise InputError("no such file or directory", path=url)
-    shown = _shown(fs, files)
-    fmt = format or _common_format(shown, url)
-    for p in shown:
+    return _source(fs, _shown(fs, found), url, format)
+
+
+def _source(
+    fs: fsspec.AbstractFileSystem | None, paths: list[str], url: str, format: str | None
+) -> Source:
+    """The Source of ``paths`` (as shown to users), their format told and checked."""
+    fmt = format or _common_format(paths, url)
+    for p in paths:
         check_format(fmt, file_kind(p).compression, error=InputError, reading=True)
-    return Source(fs, shown, fmt)
+    return Source(fs, paths, fmt)
 
 
 def _hidden(relative: str) -> bool:
@@ -243,7 +271,7 @@ def _hidden(relative: str) -> bool:
 
 def _shown(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[str]:
     """Paths as users write them: plain for local files, with the protocol otherwise."""
-    if isinstance(fs, LocalFileSystem):
+    if files.is_local_filesystem(fs):
         return paths
     return [fs.unstrip_protocol(p) for p in paths]
 
@@ -273,7 +301,7 @@ def _hf_files(fs: fsspec.AbstractFileSystem, root: str, url: str) -> list[str]:
     if fs.isfile(state):
         names = [entry["filename"] for entry in orjson.loads(fs.cat_file(state))["_data_files"]]
         return [f"{root}/{name}" for name in names]
-    files = sorted(p for p in fs.glob(f"{root}/*.arrow"))
-    if not files:
+    arrows = sorted(p for p in fs.glob(f"{root}/*.arrow"))
+    if not arrows:
         raise InputError("datasets directory without state.json or .arrow files", path=url)
-    return files
+    return arrows

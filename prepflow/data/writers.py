@@ -22,17 +22,18 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import fsspec
 import orjson
 import pyarrow as pa
-from fsspec.implementations.local import LocalFileSystem
 
 from prepflow.core.errors import ConfigError
-from prepflow.data import shardfile
-from prepflow.data.formats import check_format, file_kind
+from prepflow.data import files, shardfile
+from prepflow.data.formats import FileKind, check_format, file_kind
 from prepflow.data.schema import conform, json_text, unify_schemas
+
+if TYPE_CHECKING:
+    import fsspec
 
 _READ_ROWS = 65536  # rows per batch read back from a shard
 #: Temporary files are ``.<name>.<12 hex>.tmp`` beside their target: hidden (never read as input
@@ -87,21 +88,24 @@ def check_output(url: str, format: str | None = None) -> str:
     directory is replaced only by a datasets directory, and only if it holds nothing but what
     ``save_to_disk`` writes (a directory the user named is never deleted)."""
     fmt = output_format(url, format)
-    fs, target = fsspec.core.url_to_fs(url)
-    target = target.rstrip("/")
-    if fs.isdir(target):
-        if fmt != "hf":
-            raise ConfigError(f"output {url!r} is an existing directory: name a file instead")
-        foreign = [
-            name
-            for name in (p.rsplit("/", 1)[-1] for p in fs.ls(target, detail=False))
-            if not _DATASETS_FILE.fullmatch(name)
-        ]
-        if foreign:
-            raise ConfigError(
-                f"output {url!r} is an existing directory with files a datasets directory does "
-                f"not have ({', '.join(sorted(foreign)[:5])}): name a new or empty directory"
-            )
+    if files.is_plain(url):
+        target = files.plain_path(url)
+        if not os.path.isdir(target):
+            return fmt
+        names = os.listdir(target)
+    else:
+        fs, target = files.filesystem(url)
+        if not fs.isdir(target.rstrip("/")):
+            return fmt
+        names = [p.rsplit("/", 1)[-1] for p in fs.ls(target.rstrip("/"), detail=False)]
+    if fmt != "hf":
+        raise ConfigError(f"output {url!r} is an existing directory: name a file instead")
+    foreign = [name for name in names if not _DATASETS_FILE.fullmatch(name)]
+    if foreign:
+        raise ConfigError(
+            f"output {url!r} is an existing directory with files a datasets directory does "
+            f"not have ({', '.join(sorted(foreign)[:5])}): name a new or empty directory"
+        )
     return fmt
 
 
@@ -132,18 +136,34 @@ def write_output(
     schema = unify_schemas(shardfile.schema(s) for s in sources)
     schema = pa.schema([f for f in schema if f.name not in set(drop_columns)])
     batches = _read_shards(sources, schema)
+    if fmt in ("jsonl", "json", "csv") and kind.compression is None and files.is_plain(url):
+        # the common case, without fsspec (see data.files)
+        with _replacing_local(Path(files.plain_path(url))) as tmp, open(tmp, "wb") as sink:
+            return _write_text(sink, url, fmt, kind, schema, batches)
     with _replacing(url) as (fs, tmp):
         if fmt == "hf":
             return _write_hf(fs, tmp, schema, batches)
         if fmt == "parquet":
             return _write_parquet(fs, tmp, schema, batches)
         with fs.open(tmp, "wb", compression=kind.compression) as sink:
-            try:
-                if fmt == "csv":
-                    return _write_csv(sink, schema, batches, kind.delimiter)
-                return _write_json(sink, batches, array=fmt == "json")
-            except orjson.JSONEncodeError as e:
-                raise ConfigError(f"{url}: cannot write as JSON ({e}); write Parquet") from e
+            return _write_text(sink, url, fmt, kind, schema, batches)
+
+
+def _write_text(
+    sink: IO[bytes],
+    url: str,
+    fmt: str,
+    kind: FileKind,
+    schema: pa.Schema,
+    batches: Iterator[pa.Table],
+) -> int:
+    """JSON Lines, JSON or CSV (``fmt``) into ``sink``."""
+    try:
+        if fmt == "csv":
+            return _write_csv(sink, schema, batches, kind.delimiter)
+        return _write_json(sink, batches, array=fmt == "json")
+    except orjson.JSONEncodeError as e:
+        raise ConfigError(f"{url}: cannot write as JSON ({e}); write Parquet") from e
 
 
 def _read_shards(sources: Sequence[str], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -217,7 +237,7 @@ def _write_hf(
         raise ConfigError(
             "writing a datasets directory needs the `datasets` package: pip install prepflow[hf]"
         ) from e
-    local = isinstance(fs, LocalFileSystem)
+    local = files.is_local_filesystem(fs)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(tmp) if local else None) as scratch:
         arrow = os.path.join(scratch, "data.arrow")
         rows = 0
@@ -245,7 +265,7 @@ def _write_hf(
 @contextlib.contextmanager
 def _replacing(url: str) -> Iterator[tuple[fsspec.AbstractFileSystem, str]]:
     """Yield a temporary path beside ``url``; when the body succeeds it replaces ``url``."""
-    fs, target = fsspec.core.url_to_fs(url)
+    fs, target = files.filesystem(url)
     parent, _, name = target.rpartition("/")
     if parent:
         fs.makedirs(parent, exist_ok=True)
@@ -273,7 +293,7 @@ def _replacing_local(path: Path) -> Iterator[str]:
 def _move_over(fs: fsspec.AbstractFileSystem, tmp: str, target: str) -> None:
     """Rename ``tmp`` to ``target``: atomic for a local file; a directory swaps via a backup."""
     replace: Callable[[str, str], None] = (
-        os.replace if isinstance(fs, LocalFileSystem) else _remote_replace(fs)
+        os.replace if files.is_local_filesystem(fs) else _remote_replace(fs)
     )
     if not fs.isdir(target):
         replace(tmp, target)

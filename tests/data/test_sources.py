@@ -70,6 +70,17 @@ def test_explicit_format_overrides_the_extension(tmp_path):
     assert values(open_input(path, format="jsonl")) == [1, 2]
 
 
+def test_a_local_file_named_by_relative_path_absolute_path_or_file_url(tmp_path, monkeypatch):
+    path = tmp_path / "a.jsonl"
+    write_jsonl(path, [1, 2])
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.jsonl", "./a.jsonl", str(path), f"file://{path}"):
+        source = open_input(name)
+        assert (source.paths, source.local) == ([str(path)], True), name
+        assert values(source) == [1, 2]
+        assert source.estimate_rows() == 2
+
+
 def test_memory_url():
     fs = fsspec.filesystem("memory")
     fs.pipe("/prepflow-test/in/a.jsonl", b'{"v": 1}\n{"v": 2}\n')

@@ -392,8 +392,8 @@ def test_retry_finds_imports_relative_to_the_pipeline_file(tmp_path: Path) -> No
 def test_a_run_without_llm_or_code_steps_loads_no_serving_sandbox_or_profiler(
     tmp_path: Path, small_input: Path
 ) -> None:
-    """Start-up time: those modules load only for the steps (or the flag, or the Parquet input
-    or output) that use them."""
+    """Start-up time: those modules load only for the steps (or the flag, the Parquet input or
+    output, the URL or compressed file) that use them."""
     (tmp_path / "p.yaml").write_text(pipeline_yaml())
     code = (
         "import sys\n"
@@ -403,7 +403,8 @@ def test_a_run_without_llm_or_code_steps_loads_no_serving_sandbox_or_profiler(
         f"output={str(tmp_path / 'o.jsonl')!r}, run_dir={str(tmp_path / 'run')!r}, "
         "progress=False)\n"
         "print(sorted(m for m in sys.modules if m.startswith(('prepflow.serving', "
-        "'prepflow.sandbox', 'sqlite3', 'cProfile', 'pstats', 'pyarrow.parquet'))))\n"
+        "'prepflow.sandbox', 'sqlite3', 'cProfile', 'pstats', 'pyarrow.parquet', "
+        "'fsspec'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

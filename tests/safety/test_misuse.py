@@ -100,7 +100,10 @@ def test_a_run_directory_with_parquet_shards_of_an_earlier_version_recomputes(wo
     assert not list((work / "r").glob("*/*/shard-*.parquet"))  # prepflow's own: cleaned up
 
 
-@pytest.mark.parametrize("where", ["same", "symlink", "glob", "inside-dir", "run-dir-inside"])
+@pytest.mark.parametrize(
+    "where",
+    ["same", "symlink", "glob", "inside-dir", "run-dir-inside", "url-input", "url-output"],
+)
 def test_an_output_over_the_input_is_refused_before_reading(work: Path, where: str):
     data = work / "data"
     data.mkdir()
@@ -115,6 +118,10 @@ def test_an_output_over_the_input_is_refused_before_reading(work: Path, where: s
         output = str(work / "link.jsonl")
     elif where == "glob":
         input_arg, output = str(data / "*.jsonl"), str(data / "out.jsonl")
+    elif where == "url-input":  # the same file, named by a file:// URL (read through fsspec)
+        input_arg, output = f"file://{src}", str(src)
+    elif where == "url-output":
+        output = f"file://{src}"
     elif where == "inside-dir":
         input_arg, output = str(data), str(data / "out.jsonl")
     else:
