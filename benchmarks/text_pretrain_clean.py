@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -128,17 +129,26 @@ def tree_rss(pid: int) -> int:
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS of the process tree in MB, exit code)."""
+    """(wall seconds, peak RSS of the process tree in MB, exit code).
+
+    The previous tool's writes are flushed first (``os.sync``, untimed): their write-back would
+    otherwise land on this run. A thread waits for the exit, so the wall time ends when the
+    tool does, not at the RSS sampler's next 20 ms tick.
+    """
+    os.sync()
     # stderr goes to a file: a pipe nobody reads while the tool runs fills up (64 KiB of
     # progress bars) and blocks the tool
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        ended: list[float] = []
+        waiter = threading.Thread(target=lambda: (proc.wait(), ended.append(time.perf_counter())))
+        waiter.start()
         peak = 0
-        while proc.poll() is None:
+        while waiter.is_alive():
             peak = max(peak, tree_rss(proc.pid))
-            time.sleep(0.02)
-        wall = time.perf_counter() - start
+            waiter.join(0.02)
+        wall = ended[0] - start
         if proc.returncode != 0:
             err.seek(0)
             print(err.read().decode(errors="replace")[-3000:], file=sys.stderr)
@@ -191,8 +201,10 @@ def prepflow_bin(venv: str) -> str:
 def run_prepflow(
     source: Path, workers: int, pipeline: str = "text-pretrain-clean", venv: str = "text"
 ) -> dict:
-    """``prepflow run PIPELINE`` on ``source``, its files under .bench/.../<pipeline stem>."""
+    """``prepflow run PIPELINE`` on ``source``, its files under .bench/.../<pipeline stem>
+    (removed first, untimed, as the other tools' are: ``--fresh`` then finds nothing to delete)."""
     work = WORK / Path(pipeline).stem
+    shutil.rmtree(work, ignore_errors=True)
     out = work / "output.jsonl"
     cmd = [prepflow_bin(venv), "run", pipeline, "-i", str(source), "-o", str(out),
            "--run-dir", str(work / "run"), "--fresh", "--workers", str(workers)]  # fmt: skip
