@@ -51,7 +51,7 @@ def check_outputs_spare_input(
 
 def _resolved(path: str) -> Path:
     """An absolute path with links followed (a path that does not exist yet: its parent's)."""
-    return Path(os.path.expanduser(files.local_path(path))).resolve()
+    return Path(files.local_path(path)).resolve()
 
 
 def _input_root(url: str) -> Path | None:
