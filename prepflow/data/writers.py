@@ -52,7 +52,7 @@ def is_temp_name(name: str) -> bool:
 def remove_stale_temps(target: str | os.PathLike[str]) -> None:
     """Delete temporary files an interrupted write of ``target`` left beside it (local only)."""
     path = Path(os.fspath(target).rstrip("/"))
-    if "://" in os.fspath(target) or not path.parent.is_dir():
+    if not files.is_plain(os.fspath(target)) or not path.parent.is_dir():
         return
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}*"):
         if is_temp_name(stale.name):
@@ -95,9 +95,10 @@ def check_output(url: str, format: str | None = None) -> str:
         names = os.listdir(target)
     else:
         fs, target = files.filesystem(url)
-        if not fs.isdir(target.rstrip("/")):
+        target = target.rstrip("/")
+        if not fs.isdir(target):
             return fmt
-        names = [p.rsplit("/", 1)[-1] for p in fs.ls(target.rstrip("/"), detail=False)]
+        names = [p.rsplit("/", 1)[-1] for p in fs.ls(target, detail=False)]
     if fmt != "hf":
         raise ConfigError(f"output {url!r} is an existing directory: name a file instead")
     foreign = [name for name in names if not _DATASETS_FILE.fullmatch(name)]
