@@ -19,17 +19,20 @@ import os
 from collections.abc import Iterator
 from typing import IO, Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from prepflow.core.tables import string_array
 from prepflow.data.records import OnBad, report
 from prepflow.data.schema import rows_to_table
 
 BLOCK_BYTES = 8 << 20
 """Bytes of input handed to one pyarrow parse; bounds memory (a longer line grows its block)."""
-# pyarrow's own split of a block: the unit of its thread parallelism, one piece per core
-_PARSE_BLOCK = max(1 << 20, BLOCK_BYTES // (os.cpu_count() or 1))
+#: The smallest piece of a block that pyarrow parses on a thread of its own (its unit of
+#: parallelism): a block is split into a piece per core, none smaller than this.
+_MIN_PARSE_PIECE = 1 << 20
 BOM = b"\xef\xbb\xbf"
 #: Deepest nesting of arrays and objects inside a record that prepflow keeps: Parquet stores at
 #: most 99 levels and an array takes two, so a deeper record is malformed input (file:line, or
@@ -70,7 +73,7 @@ def _parse_block(block: bytes, path: str, first_line: int, on_bad: OnBad | None)
     try:
         _check_utf8(block)
         table = _arrow_parse(block)
-    except (*_PARSE_ERRORS, UnicodeDecodeError):
+    except _PARSE_ERRORS:
         return _parse_lines(block, path, first_line, on_bad)
     if max((type_depth(f.type) for f in table.schema), default=0) > MAX_DEPTH:
         return _parse_lines(block, path, first_line, on_bad)  # find the records too deep
@@ -100,13 +103,15 @@ def json_depth(value: Any) -> int:
 
 
 def _check_utf8(block: bytes) -> None:
-    """Raise UnicodeDecodeError for invalid UTF-8, which pyarrow's JSON parser lets through."""
+    """Raise ArrowInvalid for invalid UTF-8, which pyarrow's JSON parser lets through (Arrow
+    validates 3.6 MB in 1 ms, where ``bytes.decode`` takes 8)."""
     if not block.isascii():
-        block.decode("utf-8")
+        string_array(block, np.array([len(block)])).validate(full=True)
 
 
 def _arrow_parse(block: bytes) -> pa.Table:
-    options = pa_json.ReadOptions(use_threads=True, block_size=_PARSE_BLOCK)
+    piece = max(_MIN_PARSE_PIECE, -(-len(block) // (os.cpu_count() or 1)))
+    options = pa_json.ReadOptions(use_threads=True, block_size=piece)
     table = pa_json.read_json(pa.BufferReader(block), read_options=options)
     if not any(_has_temporal(field.type) for field in table.schema):
         return table

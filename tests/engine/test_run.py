@@ -369,6 +369,31 @@ def test_global_step_summarizes_shards_at_once_and_merges_them_all(
     assert rep.output_rows == 40
 
 
+def test_a_fresh_run_sets_up_every_operator_before_any_step_computes(tmp_path: Path) -> None:
+    # the last step, after a global one, cannot load its model: a fresh run says so before the
+    # steps ahead of it spend anything (set-ups run while the input is read); a resumed run
+    # sets up only the steps that still have work
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"row {i}"} for i in range(40)])
+    model = tmp_path / "model.bin"
+    spec = f"""
+name: s
+imports: ["{TESTOPS}"]
+steps:
+  - {{op: TLength}}
+  - {{op: TTracedGlobal, params: {{sleep_s: 0}}}}
+  - {{op: TNeedsModel, params: {{model: "{model}"}}}}
+"""
+    kw = dict(input=src, output=tmp_path / "out.jsonl", run_dir=tmp_path / "run", shard_rows=10)
+    with pytest.raises(FileNotFoundError, match=r"model\.bin"):
+        run_pipeline(load_yaml(spec), progress=False, **kw)
+    assert [e for e in _journal_steps(tmp_path / "run") if e["step"] > 0] == []  # none computed
+    model.write_bytes(b"weights")
+    rep = run_pipeline(load_yaml(spec), progress=False, **kw)
+    assert rep.ok and rep.output_rows == 40 and rep.computed_shards == 4 * 3
+    model.unlink()  # done steps are not set up again: the finished run resumes without it
+    assert run_pipeline(load_yaml(spec), progress=False, **kw).computed_shards == 0
+
+
 def test_retry_finds_imports_relative_to_the_pipeline_file(tmp_path: Path) -> None:
     """The run directory's pipeline.yaml, which retry loads, names the same operator files."""
     project = tmp_path / "project"

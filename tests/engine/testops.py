@@ -91,6 +91,25 @@ class TPid(GenerateOperator):
         )
 
 
+class TNeedsModel(RefineOperator):
+    """A refiner whose set-up loads a model file (``model``), as language ID or a perplexity
+    filter does: a missing file fails the set-up."""
+
+    domain = "test"
+    inputs = (Column("text", "string"),)
+    outputs = (Column("text", "string"),)
+
+    class Params(Params):
+        model: str = Field(description="path of the model file set-up reads")
+
+    def setup(self, ctx) -> None:
+        with open(self.params.model, "rb") as f:
+            self._model = f.read()
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        return batch
+
+
 class TTracedGlobal(FilterOperator):
     """A global filter that keeps every row and writes, at finalize, the shards its merged state
     holds and how many ``summarize`` calls ran at once (``global_trace.json`` in its scratch

@@ -152,8 +152,10 @@ class Executor(abc.ABC):
             await _gather_or_cancel(tasks)
 
     async def _ingested(self, pool: cf.Executor | None) -> AsyncIterator[int]:
-        """Each shard as ingest commits it (ingest runs in a thread of ``pool``)."""
+        """Each shard as ingest commits it (ingest runs in a thread of ``pool``). On a fresh
+        run, :meth:`set_up_ahead` runs meanwhile."""
         loop = asyncio.get_running_loop()
+        fresh = not self.records  # read before ingest commits its first shard
         queue: asyncio.Queue[int | None] = asyncio.Queue()
 
         def cut() -> None:
@@ -164,6 +166,8 @@ class Executor(abc.ABC):
                 asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
 
         done = loop.run_in_executor(pool, cut)
+        if fresh:
+            self.set_up_ahead()
         while (shard := await queue.get()) is not None:
             yield shard
         await done
@@ -200,6 +204,12 @@ class Executor(abc.ABC):
             op.setup(self.context(step))
             self._ops[step.index] = op
         return op
+
+    def set_up_ahead(self) -> None:  # noqa: B027 (a hook: executors that can, override it)
+        """On a fresh run, set up the operators that run in this process while ingest reads the
+        input (a resumed run sets up only the steps with work left, as they come). A model's
+        load or a library's import then overlaps the read instead of holding up the first
+        shard. Default: none ahead."""
 
     def todo(self, steps: list[CompiledStep], shard: int) -> list[CompiledStep]:
         """The steps of a stage still to run for ``shard``: from the first that is not done on

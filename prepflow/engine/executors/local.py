@@ -30,7 +30,7 @@ from prepflow.core.operator import StepStats
 from prepflow.data import journal
 from prepflow.data.runstore import read_shard
 from prepflow.engine.compiler import CompiledStep
-from prepflow.engine.executors.base import Executor, Stage
+from prepflow.engine.executors.base import Executor, Stage, stages_of
 from prepflow.engine.executors.worker import importable, init_worker, op_spec, run_job
 from prepflow.engine.steprun import ShardJob, run_async_chain, run_sync
 
@@ -99,6 +99,12 @@ class LocalExecutor(Executor):
                 ),
             )
         return self._pool
+
+    def set_up_ahead(self) -> None:
+        for mode, steps in stages_of(self.plan.steps):
+            if mode != "async" and not self._use_processes(steps):
+                for s in steps:
+                    self.op(s)
 
     # -- per-shard stages --
 
