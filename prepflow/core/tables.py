@@ -82,9 +82,11 @@ def int64_range(start: int, stop: int) -> pa.Array:
     return from_numpy(np.arange(start, stop, dtype=np.int64))
 
 
-def string_array(values: bytes, sizes: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """Strings of ``sizes`` bytes each, back to back in ``values``, null where ``valid`` is
-    false (large_string past 2 GiB)."""
+def string_array(
+    values: bytes | np.ndarray, sizes: np.ndarray, valid: np.ndarray | None = None
+) -> pa.Array:
+    """Strings of ``sizes`` bytes each, back to back in ``values`` (bytes, or uint8 numpy
+    array, used without a copy), null where ``valid`` is false (large_string past 2 GiB)."""
     big = len(values) >= 2**31
     offsets = np.zeros(len(sizes) + 1, np.int64 if big else np.int32)
     np.cumsum(sizes, out=offsets[1:])

@@ -82,11 +82,13 @@ class Native:
         )
 
     def cut_words(
-        self, data: np.ndarray, offsets: np.ndarray, first_doc: int, table: np.ndarray
-    ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, data: np.ndarray, offsets: np.ndarray, table: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The words of the documents whose UTF-8 bytes are ``data`` (``offsets``, int64, into
-        it): their bytes back to back, and per word its byte size, document (from
-        ``first_doc``), length in characters, and the OR and AND of its characters' flags."""
+        it), in one pass: their bytes back to back, and per word its byte size, document,
+        length in characters, and the OR and AND of its characters' flags. They are views of
+        arrays sized for a word per byte: the pages no word reaches are never touched, and
+        nothing is copied (concatenating per-chunk outputs took a third of the time)."""
         data, offsets = _contiguous(data, np.uint8), _contiguous(offsets, np.int64)
         n = len(data)
         widest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
@@ -98,12 +100,12 @@ class Native:
         count = self._words(
             *_pointers(data, offsets),
             len(offsets) - 1,
-            first_doc,
+            0,
             *_pointers(table, kept, sizes, doc, length, any_flag, all_flag, flags, lead, start),
         )
-        sizes = sizes[:count]  # views: the caller concatenates the chunks' parts anyway
+        sizes = sizes[:count]
         return (
-            kept[: int(sizes.sum())].tobytes(),
+            kept[: int(sizes.sum())],
             sizes,
             doc[:count],
             length[:count],

@@ -57,6 +57,13 @@ def doc_ranges(offsets: np.ndarray, max_bytes: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
+def text_bytes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of ``texts`` (strings without nulls), and their documents' offsets into
+    them (the first is 0), without a copy."""
+    offsets = string_offsets(texts)
+    return string_data(texts)[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
 def chunks(texts: pa.Array, max_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """``texts`` (strings without nulls) in groups of documents of about ``max_bytes`` of text:
     each group's UTF-8 bytes, its documents' offsets into them, and its first document."""

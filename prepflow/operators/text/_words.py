@@ -34,6 +34,7 @@ from prepflow.operators.common.utf8 import (
     decode,
     plain,
     stored,
+    text_bytes,
 )
 
 CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
@@ -95,13 +96,19 @@ class Words:
 
 def words(texts: pa.Array | pa.ChunkedArray) -> Words:
     """The words of ``texts`` (strings; a null has none); see the module docstring."""
-    lib, table = native.library(), char_flags()
-    cut = _cut if lib is None else lambda *chunk: lib.cut_words(*chunk, table)
-    parts = [cut(*chunk) for chunk in chunks(plain(texts), CHUNK_BYTES)]
-    values = string_array(b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]))
-    doc, length, any_flag, all_flag = (np.concatenate([p[k] for p in parts]) for k in range(2, 6))
+    lib, text = native.library(), plain(texts)
+    if lib is None:
+        parts = [_cut(*chunk) for chunk in chunks(text, CHUNK_BYTES)]
+        kept: bytes | np.ndarray = b"".join(p[0] for p in parts)
+        sizes, doc, length, any_flag, all_flag = (
+            np.concatenate([p[k] for p in parts]) for k in range(1, 6)
+        )
+    else:
+        kept, sizes, doc, length, any_flag, all_flag = lib.cut_words(
+            *text_bytes(text), char_flags()
+        )
     return Words(
-        values,
+        string_array(kept, sizes),
         doc,
         length,
         symbol=(all_flag & SYMBOL).astype(bool),
@@ -122,7 +129,8 @@ def _cut(
 ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The words of the documents whose UTF-8 bytes are ``data`` (``offsets`` into it): their
     bytes back to back, byte sizes, documents (from ``first_doc``), lengths, and the OR and AND
-    of their characters' flags (what ``native.Native.cut_words`` gives, in numpy)."""
+    of their characters' flags (what ``native.Native.cut_words`` gives, in numpy, here a chunk
+    at a time)."""
     table = char_flags()
     if data.size and data.max() < 0x80:  # ASCII: a byte is a character
         flags, lead, starts = table[data], None, offsets
