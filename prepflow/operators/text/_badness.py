@@ -53,8 +53,9 @@ def verbose_to_re2(pattern: str) -> str:
 @cache
 def badness_re2() -> str:
     """RE2 pattern matching exactly where ``ftfy.badness.is_bad`` is true. Kept in the cache
-    under the digest of ftfy's detector source and this module's, so that a process whose texts
-    need no repair never imports ftfy (70 ms, holding the GIL)."""
+    under the digest of ftfy's detector source and this module's, so that finding the texts to
+    repair needs no ftfy (its import, 30-70 ms holding the GIL, is made in ``setup``, while the
+    input is read)."""
     spec = importlib.util.find_spec("ftfy")
     if spec is None or spec.origin is None:
         raise ImportError("ftfy is not installed (pip install 'prepflow[text]')")
