@@ -67,8 +67,7 @@ def text_bytes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def chunks(texts: pa.Array, max_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """``texts`` (strings without nulls) in groups of documents of about ``max_bytes`` of text:
     each group's UTF-8 bytes, its documents' offsets into them, and its first document."""
-    offsets = string_offsets(texts)
-    data = string_data(texts)
+    data, offsets = text_bytes(texts)
     for lo, hi in doc_ranges(offsets, max_bytes):
         yield data[offsets[lo] : offsets[hi]], offsets[lo : hi + 1] - offsets[lo], lo
 
