@@ -103,6 +103,64 @@ def test_command_entry_point_collects_garbage_again_once_a_command_runs() -> Non
     assert out.stdout.strip() == "[(True, True)]", out.stderr
 
 
+_EXIT_SCRIPT = """\
+import atexit, sys
+from pathlib import Path
+import typer
+import prepflow.cli
+
+{before}
+def big_output():
+    atexit.register(lambda: Path("handler").write_text("ran"))  # a step's own exit handler
+    print("x" * 100_000)  # more than a pipe's buffer: all of it must reach the reader,
+    print("end")  # and this last line, still in stdout's buffer when the command returns
+    raise typer.Exit(3)
+
+prepflow.cli.app.command("big-output")(big_output)
+sys.argv = ["prepflow", "big-output"]
+from prepflow.__main__ import main
+main()
+"""
+
+
+def _run_exit_script(tmp_path: Path, before: str = "") -> subprocess.CompletedProcess[str]:
+    script = _EXIT_SCRIPT.format(before=before)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffers
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_command_ends_the_process_without_teardown_after_every_exit_handler(
+    tmp_path: Path,
+) -> None:
+    """The interpreter's teardown (15-25 ms of freeing objects one by one) is skipped: the
+    status, the whole output and the exit handlers registered by the command remain."""
+    done = _run_exit_script(tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "x" * 100_000 + "\nend\n"
+    assert (tmp_path / "handler").read_text() == "ran"
+
+
+def test_an_exit_handler_registered_before_the_command_keeps_the_teardown(
+    tmp_path: Path,
+) -> None:
+    """A tool that started first (coverage writes its data at exit) keeps its handler: the
+    process then ends the interpreter's usual way."""
+    done = _run_exit_script(
+        tmp_path, before='atexit.register(lambda: Path("first").write_text("ran"))'
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "x" * 100_000 + "\nend\n"
+    assert (tmp_path / "handler").read_text() == "ran"
+    assert (tmp_path / "first").read_text() == "ran"
+
+
 def test_a_run_of_arrow_steps_never_imports_pandas(tmp_path: Path) -> None:
     """pandas costs 0.3 s to import and a text run needs none of it (``pa.array`` would import it
     whenever it is installed, as it is here)."""

@@ -3,7 +3,6 @@ prepflow loads inside each command, so that `prepflow --help` starts fast. They 
 ``from __future__ import annotations``: typer reads every command's signature on each start,
 and evaluating their annotations from strings made that 3x slower (35 ms against 10)."""
 
-import atexit
 import gc
 import json
 import sys
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from prepflow.cli._exit import run_then_end
 from prepflow.cli._memory import tune_allocators
 from prepflow.cli.eval import eval_app
 from prepflow.cli.lm import lm_app
@@ -593,11 +593,7 @@ def _print_profile(report: Any) -> None:
 
 def main() -> None:
     tune_allocators()  # before pyarrow is first imported and before any thread starts
-    # Last at exit: hide every object from the garbage collector, so the interpreter's final
-    # collections skip what pyarrow, pydantic and loaded models allocated (~0.15 s per
-    # command, for memory the process gives back anyway). Other exit handlers run before it.
-    atexit.register(gc.freeze)
-    app()
+    run_then_end(app)
 
 
 if __name__ == "__main__":
