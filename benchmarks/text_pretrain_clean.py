@@ -11,9 +11,13 @@
    Gopher repetition + quality, C4, FineWeb quality) and its MinHash dedup, 2 workers.
 5. Runs a one-step prepflow pipeline (WhitespaceNormalizer) on the same input: the engine's
    fixed cost (start-up, ingest, shards, output), to set against the full pipeline.
+6. `prepflow-warm` and `one-step-warm`: the same two commands handed to a warm server
+   (prepflow.warm; started and served once before the timed runs, in a server folder of the
+   benchmark's own, stopped at the end). The other prepflow rows run with warm start off.
 
 Each side is a subprocess; wall time covers start-up to exit, peak RSS is the largest sum of
-resident memory over the process tree (sampled every 20 ms). Usage:
+resident memory over the process tree (sampled every 20 ms; not for the warm rows, whose work
+runs in a process the server forked, outside the command's tree). Usage:
 
     .venv/bin/python benchmarks/text_pretrain_clean.py [--docs 5200] [--dups 753] [--only prepflow]
 """
@@ -199,24 +203,70 @@ def prepflow_bin(venv: str) -> str:
 
 
 def run_prepflow(
-    source: Path, workers: int, pipeline: str = "text-pretrain-clean", venv: str = "text"
+    source: Path,
+    workers: int,
+    pipeline: str = "text-pretrain-clean",
+    venv: str = "text",
+    warm: WarmServers | None = None,
 ) -> dict:
     """``prepflow run PIPELINE`` on ``source``, its files under .bench/.../<pipeline stem>
-    (removed first, untimed, as the other tools' are: ``--fresh`` then finds nothing to delete)."""
-    work = WORK / Path(pipeline).stem
-    shutil.rmtree(work, ignore_errors=True)
+    (removed first, untimed, as the other tools' are: ``--fresh`` then finds nothing to delete).
+    With ``warm``, handed to a warm server (served once before the first timed run)."""
+    work = WORK / (Path(pipeline).stem + ("-warm" if warm else ""))
     out = work / "output.jsonl"
     cmd = [prepflow_bin(venv), "run", pipeline, "-i", str(source), "-o", str(out),
            "--run-dir", str(work / "run"), "--fresh", "--workers", str(workers)]  # fmt: skip
-    wall, rss, rc = measure(cmd)
-    return {"wall": wall, "rss": rss, "rc": rc, "kept": count_lines([out])}
+    env = warm.env if warm else {**_env(), "PREPFLOW_WARM": "0"}
+    if warm:
+        warm.prepare(cmd)
+    shutil.rmtree(work, ignore_errors=True)
+    wall, rss, rc = measure(cmd, env)
+    return {"wall": wall, "rss": None if warm else rss, "rc": rc, "kept": count_lines([out])}
 
 
-def run_engine_floor(source: Path, workers: int) -> dict:
+def run_engine_floor(source: Path, workers: int, warm: WarmServers | None = None) -> dict:
     """The same run with a single cheap step (WhitespaceNormalizer): the engine's fixed cost."""
     spec = WORK / "one-step.yaml"
     spec.write_text("name: one-step\nsteps:\n  - op: WhitespaceNormalizer\n")
-    return run_prepflow(source, workers, str(spec))
+    return run_prepflow(source, workers, str(spec), warm=warm)
+
+
+class WarmServers:
+    """Warm start for the ``-warm`` rows, in a server folder of the benchmark's own (short: a
+    socket's path has at most 107 bytes)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="pfw", dir="/tmp"))
+        self.env = {**_env(), "PREPFLOW_WARM": "600", "XDG_RUNTIME_DIR": str(self.folder)}
+        self.ready: set[str] = set()
+        os.environ["XDG_RUNTIME_DIR"] = str(self.folder)  # this process asks the same servers
+
+    def served(self) -> int:
+        from prepflow import warm
+
+        return sum((warm.ask(p, "status") or {}).get("served", 0) for p in warm.servers())
+
+    def prepare(self, cmd: list[str]) -> None:
+        """Run ``cmd`` untimed until a server has served it (the first run starts the server,
+        which loads once that run has ended), so that the timed runs find one ready."""
+        key = cmd[2]
+        for _ in range(40):
+            if key in self.ready:
+                return
+            before = self.served()
+            subprocess.run(cmd, env=self.env, stdout=subprocess.DEVNULL, check=True)
+            if self.served() > before:
+                self.ready.add(key)
+            else:
+                time.sleep(0.5)
+        raise RuntimeError(f"no warm server took {cmd}")
+
+    def close(self) -> None:
+        from prepflow import warm
+
+        for path in warm.servers():
+            warm.ask(path, "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 #: DataFlow's virtualenv (.bench/dataflow): its CPU torch wheel, open-dataflow without its
@@ -421,7 +471,15 @@ def main() -> None:
     parser.add_argument("--dups", type=int, default=None, help="default: 753 mixed, 2,000 short")
     parser.add_argument(
         "--only",
-        choices=["prepflow", "prepflow-dev", "one-step", "dataflow", "datatrove"],
+        choices=[
+            "prepflow",
+            "prepflow-dev",
+            "one-step",
+            "prepflow-warm",
+            "one-step-warm",
+            "dataflow",
+            "datatrove",
+        ],
         action="append",
     )
     parser.add_argument("--prepflow-workers", type=int, default=2)
@@ -454,36 +512,48 @@ def main() -> None:
         f"{plain.stat().st_size / 2**20:.1f} MiB, machine: {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
     )
+    warm = (
+        WarmServers()
+        if not args.only or {"prepflow-warm", "one-step-warm"} & set(args.only)
+        else None
+    )
+    workers = args.prepflow_workers
     runners = {
-        "prepflow": lambda: run_prepflow(plain, args.prepflow_workers),
-        "prepflow-dev": lambda: run_prepflow(plain, args.prepflow_workers, venv="dev"),
-        "one-step": lambda: run_engine_floor(plain, args.prepflow_workers),
+        "prepflow": lambda: run_prepflow(plain, workers),
+        "prepflow-dev": lambda: run_prepflow(plain, workers, venv="dev"),
+        "one-step": lambda: run_engine_floor(plain, workers),
+        "prepflow-warm": lambda: run_prepflow(plain, workers, warm=warm),
+        "one-step-warm": lambda: run_engine_floor(plain, workers, warm=warm),
         "dataflow": lambda: run_dataflow(dataflow_input),
         "datatrove": lambda: run_datatrove(shards),
     }
     chosen = {name: fn for name, fn in runners.items() if not args.only or name in args.only}
-    results = interleaved_runs(chosen, args.repeat)
+    try:
+        results = interleaved_runs(chosen, args.repeat)
+    finally:
+        if warm:
+            warm.close()
     print(
-        f"{'tool':<12} {'docs/s':>9} {'wall s':>8} {'range s':>11} {'peak RSS MB':>12} "
+        f"{'tool':<14} {'docs/s':>9} {'wall s':>8} {'range s':>11} {'peak RSS MB':>12} "
         f"{'kept':>6} {'rc':>3}"
     )
     for name, r in results.items():
+        rss = "-" if r["rss"] is None else f"{r['rss']:.0f}"
         print(
-            f"{name:<12} {n / r['wall']:>9.0f} {r['wall']:>8.2f} "
-            f"{min(r['walls']):>5.2f}-{max(r['walls']):<5.2f} {r['rss']:>12.0f} "
+            f"{name:<14} {n / r['wall']:>9.0f} {r['wall']:>8.2f} "
+            f"{min(r['walls']):>5.2f}-{max(r['walls']):<5.2f} {rss:>12} "
             f"{r['kept']:>6} {r['rc']:>3}"
         )
     if args.in_process:
         operators_in_process(plain)
     if args.steps:
         steps_side_by_side(plain)
-    if "prepflow" in results:
+    for ours in ("prepflow", "prepflow-warm"):
         for other in ("dataflow", "datatrove"):
-            if other in results:
-                print(
-                    f"prepflow vs {other}: {results[other]['wall'] / results['prepflow']['wall']:.1f}x"
-                    f" faster, {results['prepflow']['rss'] / results[other]['rss']:.2f}x the peak RSS"
-                )
+            if ours in results and other in results:
+                mine, theirs = results[ours], results[other]
+                memory = f", {mine['rss'] / theirs['rss']:.2f}x the peak RSS" if mine["rss"] else ""
+                print(f"{ours} vs {other}: {theirs['wall'] / mine['wall']:.1f}x faster{memory}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The CLI in the tests' subprocesses runs cold: a warm server would outlive its test
+# (tests/test_warm.py turns warm start on, with a server folder of each test's own).
+os.environ["PREPFLOW_WARM"] = "0"
 
 
 def shared_data_dir() -> Path:

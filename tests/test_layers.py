@@ -40,6 +40,8 @@ ALLOWED = {
         "evals",
     },
     "ui": {"core", "data", "serving", "sandbox", "engine", "ui"},
+    # the command's side of warm start: the standard library only (it runs first on each command)
+    "warm": {"warm"},
     "cli": {
         "core",
         "data",
@@ -51,9 +53,10 @@ ALLOWED = {
         "templates",
         "evals",
         "ui",
+        "warm",
         "cli",
     },
-    "package": {"core", "engine", "cli"},  # prepflow/__init__.py (lazy names), __main__.py
+    "package": {"core", "engine", "cli", "warm"},  # prepflow/__init__.py (lazy names), __main__.py
 }
 
 

@@ -18,6 +18,7 @@ from prepflow.cli.lm import lm_app
 from prepflow.cli.models import models_app
 from prepflow.cli.sandbox import sandbox_app
 from prepflow.cli.ui import ui
+from prepflow.cli.warm import warm_app
 
 app = typer.Typer(
     name="prepflow",
@@ -49,6 +50,7 @@ app.add_typer(models_app, name="models", help="List and pull local GGUF models."
 app.add_typer(lm_app, name="lm", help="Train n-gram language models for perplexity filters.")
 app.add_typer(eval_app, name="eval", help="Evaluate models on benchmarks (HumanEval, Text-to-SQL).")
 app.add_typer(sandbox_app, name="sandbox", help="Run untrusted code in isolation; check it.")
+app.add_typer(warm_app, name="warm", help="Warm servers that start `prepflow run` fast.")
 app.command(name="ui")(ui)
 
 PipelineArg = Annotated[

@@ -1,5 +1,8 @@
-"""How the command's process ends: as soon as the command is done, without the interpreter
-freeing its objects one by one (15-25 ms a command), which the operating system does at once."""
+"""How a command's process ends: as soon as the command is done, without the interpreter
+freeing its objects one by one (15-25 ms a command), which the operating system does at once.
+
+Used by the ``prepflow`` command and by the commands a warm server forks (:mod:`prepflow.cli._warm_server`).
+"""
 
 from __future__ import annotations
 
@@ -21,9 +24,23 @@ def run_then_end(command: Callable[[], object]) -> None:
     interpreter's teardown stays, so that handler runs; the objects alive then are only hidden
     from its final collections (~0.15 s of collecting what the imports built).
     """
+    if not end_after_exit_handlers():
+        atexit.register(gc.freeze)
+    run_command(command)
+
+
+def end_after_exit_handlers() -> bool:
+    """Make :func:`_end_process` the last exit handler, if no handler was registered before
+    (handlers run last-registered first). False, and nothing registered, otherwise."""
+    if _first_exit_handler():
+        atexit.register(_end_process)
+        return True
+    return False
+
+
+def run_command(command: Callable[[], object]) -> None:
+    """Run ``command``, recording the status the process will end with; re-raises its exit."""
     global _status
-    # registered first, so it runs after every exit handler registered later
-    atexit.register(_end_process if _first_exit_handler() else gc.freeze)
     try:
         command()
         _status = 0
