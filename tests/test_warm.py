@@ -138,34 +138,31 @@ def test_signals_to_the_command_reach_the_forked_run(warm: Warm, sig: int, code:
     assert warm.served() == 1
 
 
-@pytest.mark.slow
-def test_a_client_killed_hangs_up_its_run(warm: Warm):
+def _slow_run_forked(warm: Warm) -> tuple[subprocess.Popen, dict]:
+    """A run forked by a warm server (started by a first, short run), two shards committed."""
     src = write_rows(warm.work / "in.jsonl", 3000)
     pipeline = slow_pipeline(warm.work / "p.yaml", sleep_s=0.2)
     args = ("run", pipeline, "--input", src, "--shard-rows", "100", "--workers", "1")
-    assert (
-        warm.run(*args, "-o", "first.jsonl", "--run-dir", "first", "--limit", "100").returncode == 0
-    )
-    warm.wait_for_server()
+    first = warm.run(*args, "-o", "first.jsonl", "--run-dir", "first", "--limit", "100")
+    assert first.returncode == 0, first.stderr
+    (server,) = warm.wait_for_server()
     run = warm.start(*args, "--output", "o.jsonl", "--run-dir", "r")
     wait_for(lambda: len([e for e in commits(warm.work / "r") if e.step > 0]) >= 2, what="commits")
+    return run, server
+
+
+@pytest.mark.slow
+def test_a_client_killed_hangs_up_its_run(warm: Warm):
+    run, _ = _slow_run_forked(warm)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     wait_for(lambda: warm.servers()[0]["running"] == 0, timeout=30, what="the run to hang up")
-    assert not (warm.work / "o.jsonl").exists()
+    assert warm.served() == 1 and not (warm.work / "o.jsonl").exists()
 
 
 @pytest.mark.slow
 def test_a_run_whose_server_dies_is_hung_up_and_its_command_fails(warm: Warm):
-    src = write_rows(warm.work / "in.jsonl", 3000)
-    pipeline = slow_pipeline(warm.work / "p.yaml", sleep_s=0.2)
-    args = ("run", pipeline, "--input", src, "--shard-rows", "100", "--workers", "1")
-    assert (
-        warm.run(*args, "-o", "first.jsonl", "--run-dir", "first", "--limit", "100").returncode == 0
-    )
-    (server,) = warm.wait_for_server()
-    run = warm.start(*args, "--output", "o.jsonl", "--run-dir", "r")
-    wait_for(lambda: len([e for e in commits(warm.work / "r") if e.step > 0]) >= 2, what="commits")
+    run, server = _slow_run_forked(warm)
     (forked,) = psutil.Process(server["pid"]).children()
     os.kill(server["pid"], signal.SIGKILL)
     _, stderr = run.communicate(timeout=60)
