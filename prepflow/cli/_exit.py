@@ -1,7 +1,8 @@
 """How a command's process ends: as soon as the command is done, without the interpreter
 freeing its objects one by one (15-25 ms a command), which the operating system does at once.
 
-Used by the ``prepflow`` command and by the commands a warm server forks (:mod:`prepflow.cli._warm_server`).
+Used by the ``prepflow`` command and by the commands a warm server forks
+(:mod:`prepflow.cli._warm_server`).
 """
 
 from __future__ import annotations
